@@ -1,0 +1,3 @@
+from aecluster.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""Command line: `aecluster train | predict | evaluate | demo | report`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from aecluster.errors import AeclusterError, InputError
+
+EPILOG = "Errors print one line and exit with code 2; --debug shows the traceback instead."
+
+
+def _val(args: argparse.Namespace):
+    from aecluster.data import load_images, load_labels
+    from aecluster.training import Validation
+
+    if not (args.val_x or args.val_y):
+        return None
+    if not (args.val_x and args.val_y):
+        raise InputError("--val-x and --val-y go together")
+    images = load_images(args.val_x)
+    return Validation(images, load_labels(args.val_y, len(images)))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from aecluster.data import load_images
+    from aecluster.files import check_output_path
+    from aecluster.recipes import apply_overrides, load_recipe
+    from aecluster.training import train
+
+    recipe = apply_overrides(load_recipe(args.recipe), args.set)
+    out = check_output_path(args.out)
+    images = load_images(args.data)
+    summary = train(images, recipe, out, run_dir=args.run_dir, val=_val(args),
+                    budget_minutes=args.budget_minutes, progress=not args.quiet)  # fmt: skip
+    print(json.dumps({"checkpoint": str(out), "recipe": recipe["name"], **summary}))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from aecluster.checkpoint import load_model
+    from aecluster.data import load_images
+    from aecluster.files import check_output_path
+    from aecluster.predict import predict, write_predictions
+
+    t0 = time.monotonic()
+    check_output_path(args.out)
+    model, recipe = load_model(args.checkpoint)
+    images = load_images(args.data)
+    labels = predict(model, recipe, images, args.n_clusters, progress=not args.quiet)
+    write_predictions(args.out, labels)
+    sizes = np.bincount(labels).tolist()
+    print(f"wrote {len(labels)} predictions to {args.out} (cluster sizes {sizes}, "
+          f"{time.monotonic() - t0:.1f} s)")  # fmt: skip
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from aecluster.data import load_images, load_labels
+    from aecluster.metrics import scores
+    from aecluster.predict import read_predictions
+
+    if args.predictions:
+        if not args.val_y:
+            raise InputError("--predictions needs --val-y (the true labels)")
+        labels = read_predictions(args.predictions)
+        result = scores(load_labels(args.val_y, len(labels)), labels)
+    else:
+        from aecluster.checkpoint import load_model
+        from aecluster.cluster import pipeline_from_recipe
+        from aecluster.predict import embed, reconstruction_errors
+
+        if not (args.checkpoint and args.val_x and args.val_y):
+            raise InputError("evaluate needs --checkpoint, --val-x and --val-y (or --predictions)")
+        model, recipe = load_model(args.checkpoint)
+        images = load_images(args.val_x)
+        truth = load_labels(args.val_y, len(images))
+        pipe = pipeline_from_recipe(recipe["cluster"], args.n_clusters)
+        result = scores(truth, pipe.fit_predict(embed(model, images)))
+        result["recon_mse"] = float(reconstruction_errors(model, images).mean())
+    print(json.dumps({k: round(v, 4) for k, v in result.items()}))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from aecluster.demo import run_demo
+
+    result = run_demo(Path(args.out), progress=not args.quiet)
+    print(json.dumps(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="aecluster",
+        description="Unsupervised image clustering with autoencoders.",
+        epilog=EPILOG,
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str, func) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help, epilog=EPILOG)
+        sp.set_defaults(func=func)
+        sp.add_argument("--quiet", action="store_true", help="no progress bars")
+        return sp
+
+    t = add("train", "Train an autoencoder recipe on unlabeled images and save a checkpoint.",
+            cmd_train)  # fmt: skip
+    t.add_argument("--data", required=True, help="images .npy, (N, 32, 32, 3) uint8")
+    t.add_argument("--out", required=True, help="final checkpoint path (.pth)")
+    t.add_argument(
+        "--recipe",
+        default="baseline",
+        help="built-in recipe name (baseline, improved, best, ...) or a TOML file",
+    )
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a recipe setting, value in TOML, e.g. --set train.epochs=5",
+    )
+    t.add_argument(
+        "--run-dir",
+        help="where epoch checkpoints and metrics go "
+        "(default: OUT.run/); rerunning resumes from its last checkpoint",
+    )
+    t.add_argument(
+        "--budget-minutes",
+        type=float,
+        help="stop cleanly (and save) before this many minutes; overrides the recipe",
+    )
+    t.add_argument("--val-x", help="validation images, only to record accuracy per checkpoint")
+    t.add_argument("--val-y", help="validation labels (never used for training)")
+
+    pr = add("predict", "Embed, reduce and cluster images; write an id,label CSV.", cmd_predict)
+    pr.add_argument("--checkpoint", required=True)
+    pr.add_argument("--data", required=True, help="images .npy to cluster")
+    pr.add_argument("--out", required=True, help="prediction CSV path")
+    pr.add_argument("--n-clusters", type=int, help="override the recipe's number of clusters")
+
+    e = add("evaluate", "Score a checkpoint on labelled images (accuracy, NMI, ARI, recon MSE), "
+            "or score a prediction CSV against labels.", cmd_evaluate)  # fmt: skip
+    e.add_argument("--checkpoint")
+    e.add_argument("--val-x", help="labelled images .npy")
+    e.add_argument("--val-y", help="their labels .npy")
+    e.add_argument("--predictions", help="a prediction CSV to score against --val-y instead")
+    e.add_argument("--n-clusters", type=int, help="override the recipe's number of clusters")
+
+    d = add("demo", "Cluster scikit-learn's handwritten digits (no download): train a small "
+            "autoencoder, cluster into 10 groups, print accuracy/NMI, write predictions.",
+            cmd_demo)  # fmt: skip
+    d.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+
+    from aecluster.report import add_report_command
+
+    add_report_command(add)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except AeclusterError as e:
+        if args.debug:
+            raise
+        print(f"aecluster: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("aecluster: interrupted; finished checkpoints and files are kept", file=sys.stderr)
+        return 130

@@ -1,0 +1,124 @@
+"""Loading and validating image arrays, and turning them into model input."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from aecluster.errors import InputError
+
+IMAGE_SIZE = 32
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def _open_npy(path: str | os.PathLike, *, mmap: bool) -> np.ndarray:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected an .npy file")
+    with open(path, "rb") as f:
+        if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise InputError(f"{path}: not an .npy file (no NumPy header)")
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as e:
+        if "allow_pickle" in str(e) or "object" in str(e):
+            raise InputError(
+                f"{path}: holds Python objects (a pickled array); refusing to unpickle it"
+            ) from None
+        raise InputError(f"{path}: truncated or corrupt .npy file ({e})") from None
+    except (OSError, EOFError) as e:
+        raise InputError(f"{path}: truncated or corrupt .npy file ({e})") from None
+
+
+def as_images(array: np.ndarray, source: str = "array") -> np.ndarray:
+    """Validate an image array and return it as uint8 (N, H, W, 3).
+
+    Accepted: uint8 or integer 0..255, float in [0, 1] or [0, 255]; (N, H, W, 3), channels-first
+    (N, 3, H, W), single-channel (N, H, W) or (N, H, W, 1). A uint8 NHWC array (or memmap) is
+    returned as is, without a copy. Anything else raises InputError naming `source`.
+    """
+    if array.dtype == object or array.dtype.kind not in "uif":
+        raise InputError(f"{source}: dtype {array.dtype} is not an image type (uint8 or float)")
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4:
+        raise InputError(
+            f"{source}: shape {array.shape} has rank {array.ndim}; expected (N, 32, 32, 3) images"
+        )
+    if array.shape[-1] not in (1, 3) and array.shape[1] in (1, 3):
+        array = np.transpose(array, (0, 2, 3, 1))
+    if array.shape[-1] not in (1, 3):
+        raise InputError(
+            f"{source}: shape {array.shape} has no channel axis of size 1 or 3; "
+            "expected (N, 32, 32, 3) images"
+        )
+    n, h, w, _ = array.shape
+    if n == 0:
+        raise InputError(f"{source}: holds no images (shape {array.shape})")
+    if min(h, w) < 8:
+        raise InputError(f"{source}: images are {h}x{w}; at least 8x8 is needed")
+    if array.dtype != np.uint8:
+        array = _to_uint8(array, source)
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return array
+
+
+def _to_uint8(array: np.ndarray, source: str) -> np.ndarray:
+    lo, hi = np.inf, -np.inf
+    for start in range(0, len(array), 4096):
+        chunk = np.asarray(array[start : start + 4096])
+        if array.dtype.kind == "f" and not np.isfinite(chunk).all():
+            raise InputError(f"{source}: contains NaN or infinite values")
+        lo, hi = min(lo, chunk.min()), max(hi, chunk.max())
+    if lo < 0 or hi > 255:
+        raise InputError(
+            f"{source}: values range over [{lo:g}, {hi:g}]; expected [0, 1] floats or 0..255"
+        )
+    scale = 255.0 if array.dtype.kind == "f" and hi <= 1.0 else 1.0
+    return np.rint(np.asarray(array, dtype=np.float64) * scale).astype(np.uint8)
+
+
+def load_images(path: str | os.PathLike, *, mmap: bool = True) -> np.ndarray:
+    """Load an .npy image file (never unpickling) and validate it with `as_images`."""
+    return as_images(_open_npy(path, mmap=mmap), source=str(path))
+
+
+def load_labels(path: str | os.PathLike, n_images: int | None = None) -> np.ndarray:
+    """Load integer class labels of shape (N,)."""
+    labels = np.asarray(_open_npy(path, mmap=False))
+    if labels.ndim != 1:
+        raise InputError(f"{path}: shape {labels.shape}; expected labels of shape (N,)")
+    if labels.dtype.kind not in "iu":
+        raise InputError(f"{path}: dtype {labels.dtype}; expected integer labels")
+    if n_images is not None and len(labels) != n_images:
+        raise InputError(f"{path}: {len(labels)} labels for {n_images} images")
+    return labels.astype(np.int64)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float32 (N, 3, 32, 32) scaled to [-1, 1] (resized if needed)."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    x = x.div_(127.5).sub_(1.0)
+    if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
+        x = F.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True)
+    return x.contiguous()
+
+
+def to_uint8_images(x: torch.Tensor) -> np.ndarray:
+    """Inverse of `to_tensor`: float [-1, 1] (N, 3, H, W) -> uint8 (N, H, W, 3)."""
+    x = ((x.detach().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def iter_batches(images: np.ndarray, batch_size: int) -> Iterator[torch.Tensor]:
+    """Model-ready tensors of consecutive images, converted one batch at a time."""
+    for start in range(0, len(images), batch_size):
+        yield to_tensor(images[start : start + batch_size])

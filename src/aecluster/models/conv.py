@@ -1,0 +1,132 @@
+"""A configurable convolutional autoencoder covering the reports' improvements as options.
+
+- `widths` sets depth (one stage per entry, each after the first halving the resolution);
+- `batchnorm`, `residual` blocks, `downsample` by max-pooling or strided convolution,
+  `upsample` by transposed convolution or PixelShuffle;
+- `bottleneck`: a fully connected latent of that size; `variational`: a VAE on that latent;
+- `pool_latent`: use the global average of the last feature map as the latent code.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from aecluster.errors import InputError
+from aecluster.models import register
+from aecluster.models.base import AEOutput, AutoEncoder
+
+
+def conv_bn_relu(cin: int, cout: int, stride: int, batchnorm: bool) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=not batchnorm),
+        nn.BatchNorm2d(cout) if batchnorm else nn.Identity(),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, batchnorm: bool) -> None:
+        super().__init__()
+        norm = nn.BatchNorm2d if batchnorm else (lambda _: nn.Identity())
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=not batchnorm), norm(cout), nn.ReLU(True),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=not batchnorm), norm(cout),
+        )  # fmt: skip
+        self.shortcut = (
+            nn.Identity()
+            if cin == cout and stride == 1
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=not batchnorm), norm(cout))
+        )
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.shortcut(x))
+
+
+def block(cin: int, cout: int, stride: int, batchnorm: bool, residual: bool) -> nn.Module:
+    return (ResBlock if residual else conv_bn_relu)(cin, cout, stride, batchnorm)
+
+
+def up_block(cin: int, cout: int, mode: str, batchnorm: bool) -> nn.Sequential:
+    if mode == "pixelshuffle":
+        up = [nn.Conv2d(cin, cout * 4, 3, 1, 1), nn.PixelShuffle(2)]
+    elif mode == "transpose":
+        up = [nn.ConvTranspose2d(cin, cout, 4, 2, 1)]
+    else:
+        raise InputError(f"upsample must be 'pixelshuffle' or 'transpose', not {mode!r}")
+    return nn.Sequential(*up, nn.BatchNorm2d(cout) if batchnorm else nn.Identity(), nn.ReLU(True))
+
+
+@register("conv")
+class ConvAE(AutoEncoder):
+    def __init__(
+        self,
+        widths: tuple[int, ...] | list[int] = (32, 64, 128, 256),
+        batchnorm: bool = True,
+        residual: bool = False,
+        downsample: str = "maxpool",
+        upsample: str = "transpose",
+        bottleneck: int | None = None,
+        variational: bool = False,
+        pool_latent: bool = False,
+    ) -> None:
+        super().__init__()
+        widths = list(widths)
+        if len(widths) < 2 or 32 % 2 ** (len(widths) - 1):
+            raise InputError(f"widths needs 2 to 6 stages, got {widths}")
+        if downsample not in ("maxpool", "stride"):
+            raise InputError(f"downsample must be 'maxpool' or 'stride', not {downsample!r}")
+        if variational and not bottleneck:
+            raise InputError("a variational model needs a bottleneck size")
+        side = 32 // 2 ** (len(widths) - 1)
+        self.feature_shape = (widths[-1], side, side)
+        flat = widths[-1] * side * side
+        self.variational, self.pool_latent = variational, pool_latent
+
+        enc: list[nn.Module] = [conv_bn_relu(3, widths[0], 1, batchnorm)]
+        for cin, cout in zip(widths, widths[1:], strict=False):
+            if downsample == "stride":
+                enc.append(block(cin, cout, 2, batchnorm, residual))
+            else:
+                enc += [block(cin, cout, 1, batchnorm, residual), nn.MaxPool2d(2)]
+        self.encoder = nn.Sequential(*enc)
+
+        self.to_latent = self.from_latent = None
+        if bottleneck:
+            self.to_latent = nn.Linear(flat, bottleneck * (2 if variational else 1))
+            self.from_latent = nn.Sequential(nn.Linear(bottleneck, flat), nn.ReLU(True))
+        self.latent_dim = bottleneck or (widths[-1] if pool_latent else flat)
+
+        dec: list[nn.Module] = []
+        for cin, cout in zip(widths[::-1], widths[-2::-1], strict=False):
+            dec.append(up_block(cin, cout, upsample, batchnorm))
+            if residual:
+                dec.append(ResBlock(cout, cout, 1, batchnorm))
+        dec += [nn.Conv2d(widths[0], 3, 3, 1, 1), nn.Tanh()]
+        self.decoder = nn.Sequential(*dec)
+
+    def _code(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(feature map, latent, log-variance or None)."""
+        h = self.encoder(x)
+        if self.to_latent is None:
+            return h, (h.mean((2, 3)) if self.pool_latent else h.flatten(1)), None
+        z = self.to_latent(h.flatten(1))
+        if self.variational:
+            mu, logvar = z.chunk(2, dim=1)
+            return h, mu, logvar
+        return h, z, None
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self._code(x)[1]
+
+    def forward(self, x: torch.Tensor) -> AEOutput:
+        h, z, logvar = self._code(x)
+        kl = None
+        if logvar is not None:
+            kl = -0.5 * torch.mean(torch.sum(1 + logvar - z.pow(2) - logvar.exp(), dim=1))
+            if self.training:
+                z = z + torch.randn_like(z) * (0.5 * logvar).exp()
+        if self.from_latent is not None:
+            h = self.from_latent(z).view(-1, *self.feature_shape)
+        return AEOutput(recon=self.decoder(h), latent=z, kl=kl)

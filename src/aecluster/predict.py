@@ -1,0 +1,75 @@
+"""Embedding images with a trained encoder, clustering them and writing predictions."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from aecluster.cluster import pipeline_from_recipe
+from aecluster.data import iter_batches
+from aecluster.errors import InputError
+from aecluster.files import atomic_path, check_output_path
+from aecluster.models import AutoEncoder
+
+BATCH = 512
+
+
+def _batches(images: np.ndarray, desc: str, progress: bool):
+    total = -(-len(images) // BATCH)
+    return tqdm(iter_batches(images, BATCH), total=total, desc=desc, disable=not progress,
+                leave=False)  # fmt: skip
+
+
+@torch.inference_mode()
+def embed(model: AutoEncoder, images: np.ndarray, progress: bool = False) -> np.ndarray:
+    """Latent codes (N, latent_dim) of uint8 images, encoder only, in batches."""
+    model.eval()
+    codes = [model.encode(x).float().numpy() for x in _batches(images, "embed", progress)]
+    return np.concatenate(codes)
+
+
+@torch.inference_mode()
+def reconstruction_errors(model: AutoEncoder, images: np.ndarray, progress: bool = False):
+    """Per-image mean squared reconstruction error, on the [-1, 1] scale."""
+    model.eval()
+    errs = [
+        ((model(x).recon - x) ** 2).mean((1, 2, 3)).numpy()
+        for x in _batches(images, "reconstruct", progress)
+    ]
+    return np.concatenate(errs)
+
+
+def cluster_codes(codes: np.ndarray, recipe: dict, n_clusters: int | None = None) -> np.ndarray:
+    return pipeline_from_recipe(recipe["cluster"], n_clusters).fit_predict(codes)
+
+
+def predict(
+    model: AutoEncoder,
+    recipe: dict,
+    images: np.ndarray,
+    n_clusters: int | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Cluster labels (N,) for images, using the recipe's reduction and clustering settings."""
+    return cluster_codes(embed(model, images, progress), recipe, n_clusters)
+
+
+def write_predictions(path: str | os.PathLike, labels: np.ndarray) -> None:
+    """`id,label` CSV with ids 0..N-1, written atomically."""
+    path = check_output_path(path)
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write("id,label\n")
+        f.writelines(f"{i},{int(label)}\n" for i, label in enumerate(labels))
+
+
+def read_predictions(path: str | os.PathLike) -> np.ndarray:
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not an id,label prediction CSV ({e})") from None
+    if table.shape[1] != 2 or not np.array_equal(table[:, 0], np.arange(len(table))):
+        raise InputError(f"{path}: expected columns id,label with ids 0..N-1")
+    return table[:, 1]

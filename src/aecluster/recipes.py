@@ -1,0 +1,110 @@
+"""Recipes: TOML files naming the model, training, loss and clustering settings.
+
+A recipe is a plain dict of the sections below; the built-in ones live in `aecluster/recipes/`.
+Missing keys take the defaults here, so a recipe file states only what it changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from aecluster.errors import InputError
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+
+DEFAULTS: dict[str, Any] = {
+    "name": "custom",
+    "description": "",
+    "model": {"name": "baseline", "params": {}},
+    "train": {
+        "epochs": 100,
+        "batch_size": 64,
+        "optimizer": "adam",
+        "lr": 1e-5,
+        "weight_decay": 1e-5,
+        "momentum": 0.9,
+        "checkpoint_every": 10,
+        "seed": 0,
+        "budget_minutes": 0.0,  # 0: no time limit
+    },
+    # weights of each term of the objective; 0 switches a term (and its head) off
+    "loss": {
+        "reconstruction": 1.0,
+        "rotation": 0.0,
+        "contrastive": 0.0,
+        "kl": 0.0,
+        "temperature": 0.5,
+    },
+    # transforms applied to the autoencoder's input (denoising/augmentation), and to the two
+    # views of the contrastive loss; see aecluster.augment.TRANSFORMS
+    "augment": {},
+    "views": {"crop": {}, "color": {}, "grayscale": {}},
+    "cluster": {
+        "n_clusters": 2,
+        "reduce": [{"name": "kernel_pca", "n_components": 200}, {"name": "tsne"}],
+        "method": {"name": "minibatch_kmeans"},
+        "seed": 0,
+    },
+}
+
+
+def builtin_recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
+
+
+def _merge(base: dict, update: dict, where: str) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if key not in base:
+            raise InputError(f"{where}: unknown key {key!r}; known: {', '.join(base)}")
+        replace_whole = not isinstance(base[key], dict) or key in ("params", "augment", "views")
+        out[key] = value if replace_whole else _merge(base[key], value, f"{where}.{key}")
+    return out
+
+
+def complete(recipe: dict, where: str = "recipe") -> dict:
+    """Fill a partial recipe with the defaults, refusing unknown keys."""
+    return _merge(DEFAULTS, recipe, where)
+
+
+def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
+    """Apply `section.key=value` settings, the value written in TOML (e.g. `train.epochs=2`)."""
+    recipe = copy.deepcopy(recipe)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        try:
+            parsed = tomllib.loads(f"v = {value}")["v"] if sep else None
+        except tomllib.TOMLDecodeError as e:
+            raise InputError(f"--set {item}: value is not valid TOML ({e})") from None
+        *parents, leaf = key.strip().split(".")
+        node = recipe
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not sep or not isinstance(node, dict):
+            raise InputError(f"--set {item}: expected section.key=value")
+        node[leaf] = parsed
+    return complete(recipe, where="--set")
+
+
+def load_recipe(name_or_path: str | os.PathLike) -> dict:
+    """A built-in recipe by name (`baseline`, `improved`, `best`, ...) or a TOML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = RECIPES_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            raise InputError(
+                f"unknown recipe {str(name_or_path)!r}; built in: {', '.join(builtin_recipes())}"
+            )
+    if not path.is_file():
+        raise InputError(f"{path}: recipe file not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not a valid TOML recipe ({e})") from None
+    recipe = complete(data, where=str(path))
+    recipe["name"] = path.stem
+    return recipe

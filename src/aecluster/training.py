@@ -1,0 +1,230 @@
+"""The training loop: plain, seeded, resumable, with checkpoints every k epochs.
+
+A run directory holds `epoch_XXXX.pth` (model, heads and optimizer; all kept) and `metrics.jsonl`
+(one row per checkpoint: epoch, loss, reconstruction MSE over the training images and, if
+validation data was given, val scores — recorded for reporting, never used to steer training).
+Rerunning with the same run directory resumes from its last checkpoint. Each epoch seeds its own
+random generator from (seed, epoch), so a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from aecluster.augment import build_augment, rotate90
+from aecluster.checkpoint import load_checkpoint, save_checkpoint
+from aecluster.cluster import pipeline_from_recipe
+from aecluster.data import to_tensor
+from aecluster.errors import InputError
+from aecluster.files import write_text_atomic
+from aecluster.losses import ProjectionHead, RotationHead, nt_xent
+from aecluster.metrics import scores
+from aecluster.models import AutoEncoder, build_model
+from aecluster.predict import embed, reconstruction_errors
+
+CHECKPOINT_RE = re.compile(r"epoch_(\d+)\.pth$")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Objective(nn.Module):
+    """Reconstruction MSE plus the auxiliary losses the recipe switches on, and their heads."""
+
+    def __init__(self, model: AutoEncoder, recipe: dict) -> None:
+        super().__init__()
+        self.model = model
+        self.weights = recipe["loss"]
+        self.augment = build_augment(recipe["augment"])
+        self.views = build_augment(recipe["views"])
+        self.rotation_head = RotationHead(model.latent_dim) if self.weights["rotation"] else None
+        self.projection = ProjectionHead(model.latent_dim) if self.weights["contrastive"] else None
+
+    def forward(self, x: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor]:
+        w = self.weights
+        inputs = self.augment(x, g) if self.augment else x
+        out = self.model(inputs)
+        # a denoising/augmenting autoencoder still reconstructs the clean image
+        terms = {"reconstruction": F.mse_loss(out.recon, x)}
+        if w["kl"]:
+            terms["kl"] = out.kl
+        if self.rotation_head is not None:
+            k = torch.randint(0, 4, (len(x),), generator=g)
+            logits = self.rotation_head(self.model.encode(rotate90(x, k)))
+            terms["rotation"] = F.cross_entropy(logits, k)
+        if self.projection is not None:
+            z1 = self.model.encode(self.views(x, g))
+            z2 = self.model.encode(self.views(x, g))
+            terms["contrastive"] = nt_xent(
+                self.projection(z1), self.projection(z2), w["temperature"]
+            )
+        terms["loss"] = sum(w[name] * value for name, value in terms.items())
+        return terms
+
+
+def build_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
+    name = cfg["optimizer"]
+    if name == "adam":
+        return torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    if name == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"]
+        )
+    raise InputError(f"optimizer must be 'adam' or 'sgd', not {name!r}")
+
+
+def epoch_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    found = [(int(m.group(1)), p) for p in run_dir.glob("epoch_*.pth")
+             if (m := CHECKPOINT_RE.search(p.name))]  # fmt: skip
+    return sorted(found)
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@dataclass
+class Validation:
+    images: np.ndarray
+    labels: np.ndarray
+
+
+def checkpoint_metrics(
+    model: AutoEncoder, recipe: dict, images: np.ndarray, val: Validation | None
+) -> dict:
+    row = {"recon_mse": float(reconstruction_errors(model, images).mean())}
+    if val is not None:
+        labels = pipeline_from_recipe(recipe["cluster"]).fit_predict(embed(model, val.images))
+        row.update({f"val_{k}": v for k, v in scores(val.labels, labels).items()})
+    model.train()
+    return row
+
+
+def train(
+    images: np.ndarray,
+    recipe: dict,
+    out: str | os.PathLike,
+    run_dir: str | os.PathLike | None = None,
+    val: Validation | None = None,
+    budget_minutes: float | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train the recipe's autoencoder on uint8 images; write the final checkpoint to `out`.
+
+    Returns a summary: epochs run, minutes, whether the time budget stopped it, final loss.
+    """
+    cfg = recipe["train"]
+    budget = budget_minutes if budget_minutes is not None else cfg["budget_minutes"]
+    out = Path(out)
+    run_dir = Path(run_dir) if run_dir else out.with_name(out.name + ".run")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+    seed_everything(cfg["seed"])
+    model = build_model(recipe["model"]["name"], **recipe["model"]["params"])
+    objective = Objective(model, recipe)
+    optimizer = build_optimizer(objective.parameters(), cfg)
+
+    start_epoch, metrics, prior_minutes = 0, [], 0.0
+    if done := epoch_checkpoints(run_dir):
+        start_epoch, path = done[-1]
+        state = load_checkpoint(path)
+        if state["recipe"] != recipe:
+            raise InputError(f"{run_dir}: holds a run of another recipe; use a new run directory")
+        objective.load_state_dict(state["objective"])
+        optimizer.load_state_dict(state["optimizer"])
+        prior_minutes = state["train_minutes"]
+        metrics = [row for row in read_metrics(run_dir) if row["epoch"] <= start_epoch]
+
+    data = torch.from_numpy(np.ascontiguousarray(images))
+    n, bs, epochs = len(data), cfg["batch_size"], cfg["epochs"]
+    if n < 2:
+        raise InputError(f"training needs at least 2 images, got {n}")
+    t0 = time.monotonic()
+    minutes = lambda: prior_minutes + (time.monotonic() - t0) / 60  # noqa: E731
+    last = {"epoch": start_epoch, "loss": float("nan")}
+    snapshot = None
+    stopped_by_budget = False
+
+    def save(epoch: int, state: dict, loss: float) -> None:
+        path = run_dir / f"epoch_{epoch:04d}.pth"
+        save_checkpoint(path, {**state, "epoch": epoch, "train_minutes": minutes(), "loss": loss})
+        row = {"epoch": epoch, "loss": loss, "minutes": round(minutes(), 3)}
+        row.update(checkpoint_metrics(model, recipe, images, val))
+        metrics.append(row)
+        write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in metrics))
+
+    objective.train()
+    try:
+        for epoch in range(start_epoch, epochs):
+            seed_everything(cfg["seed"] * 100_003 + epoch)
+            g = torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch)
+            order = torch.randperm(n, generator=g)
+            batches = [order[i : i + bs] for i in range(0, n, bs) if len(order[i : i + bs]) > 1]
+            total, bar = 0.0, tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}",
+                                   disable=not progress, leave=False)  # fmt: skip
+            for idx in bar:
+                terms = objective(to_tensor(data[idx].numpy()), g)
+                optimizer.zero_grad(set_to_none=True)
+                terms["loss"].backward()
+                optimizer.step()
+                total += terms["loss"].item() * len(idx)
+                bar.set_postfix({k: f"{v.item():.4f}" for k, v in terms.items()})
+            last = {"epoch": epoch + 1, "loss": total / n}
+            snapshot = {
+                "recipe": recipe,
+                "model": copy.deepcopy(model.state_dict()),
+                "objective": copy.deepcopy(objective.state_dict()),
+                "optimizer": copy.deepcopy(optimizer.state_dict()),
+            }
+            per_epoch = minutes() / (epoch + 1)
+            stopped_by_budget = bool(budget) and minutes() + per_epoch > budget
+            if (
+                (epoch + 1) % cfg["checkpoint_every"] == 0
+                or epoch + 1 == epochs
+                or stopped_by_budget
+            ):
+                save(epoch + 1, snapshot, last["loss"])
+                snapshot = None
+            if progress:
+                tqdm.write(f"epoch {epoch + 1}/{epochs} loss {last['loss']:.5f} "
+                           f"({minutes():.1f} min)")  # fmt: skip
+            if stopped_by_budget:
+                tqdm.write(f"time budget of {budget} min reached after epoch {epoch + 1}")
+                break
+    except KeyboardInterrupt:
+        if snapshot is not None:
+            save(last["epoch"], snapshot, last["loss"])
+        raise
+
+    final = epoch_checkpoints(run_dir)
+    if not final:
+        raise InputError(f"{run_dir}: no epoch finished, nothing to save")
+    state = load_checkpoint(final[-1][1])
+    summary = {
+        "epochs": state["epoch"],
+        "train_minutes": round(state["train_minutes"], 2),
+        "stopped_by_budget": stopped_by_budget,
+        "loss": state["loss"],
+    }
+    save_checkpoint(out, {"recipe": recipe, "model": state["model"], **summary})
+    return summary

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+TINY = [
+    'model.name="conv"',
+    "model.params={widths=[8,16],batchnorm=true,bottleneck=8}",
+    "train.epochs=2",
+    "train.batch_size=32",
+    "train.lr=3e-3",
+    "train.checkpoint_every=1",
+    'cluster.reduce=[{name="pca",n_components=4}]',
+    'cluster.method={name="kmeans"}',
+]
+
+
+def two_kinds(n: int = 96, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (n, 32, 32, 3) images of two easily separated kinds: dark-blue stripes vs bright-red."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    images = rng.integers(0, 40, size=(n, 32, 32, 3))
+    images[y == 1, :, :, 0] += 180
+    images[y == 0, ::4, :, 2] += 150
+    return images.astype(np.uint8), y
+
+
+@pytest.fixture
+def images_file(tmp_path: Path) -> Path:
+    images, _ = two_kinds()
+    path = tmp_path / "trainX.npy"
+    np.save(path, images)
+    return path
+
+
+@pytest.fixture
+def tiny_recipe() -> dict:
+    from aecluster.recipes import apply_overrides, load_recipe
+
+    return apply_overrides(load_recipe("baseline"), TINY)

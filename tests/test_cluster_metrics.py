@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+from aecluster.cluster import ClusterPipeline
+from aecluster.errors import InputError
+from aecluster.metrics import cluster_accuracy, scores
+
+
+def test_accuracy_is_permutation_invariant_and_max_acc_for_two():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    assert cluster_accuracy(y, np.array([2, 2, 0, 0, 1, 1])) == 1.0
+    y2 = np.array([0, 1, 1, 0, 1])
+    p2 = np.array([1, 1, 0, 0, 0])
+    acc = np.mean(y2 == p2)
+    assert cluster_accuracy(y2, p2) == pytest.approx(max(acc, 1 - acc))
+    assert scores(y, y) == {"accuracy": 1.0, "nmi": 1.0, "ari": 1.0}
+
+
+def test_more_clusters_than_classes_counts_unmatched_as_wrong():
+    assert cluster_accuracy(np.array([0, 0, 1, 1]), np.array([0, 1, 2, 2])) == 0.75
+
+
+@pytest.mark.parametrize(
+    ("reduce", "method"),
+    [
+        (
+            [{"name": "kernel_pca", "n_components": 10}, {"name": "tsne"}],
+            {"name": "minibatch_kmeans"},
+        ),
+        ([{"name": "normalize"}, {"name": "pca", "n_components": 5}], {"name": "kmeans"}),
+        ([{"name": "standardize"}], {"name": "agglomerative"}),
+    ],
+)
+def test_pipelines_recover_separated_blobs(reduce, method):
+    X, y = make_blobs(300, n_features=20, centers=3, cluster_std=0.5, random_state=0)
+    X += 20  # keep away from the origin so normalize keeps the blobs apart
+    pipe = ClusterPipeline(reduce, method, n_clusters=3, seed=0)
+    labels = pipe.fit_predict(X)
+    assert cluster_accuracy(y, labels) > 0.95
+    assert pipe.embedding_.shape[0] == 300
+    assert np.array_equal(labels, ClusterPipeline(reduce, method, 3, seed=0).fit_predict(X))
+
+
+def test_pipeline_errors():
+    X = np.random.default_rng(0).normal(size=(3, 4))
+    with pytest.raises(InputError, match="3 images cannot form 5 clusters"):
+        ClusterPipeline([], {"name": "kmeans"}, n_clusters=5).fit(X)
+    with pytest.raises(InputError, match="unknown step"):
+        ClusterPipeline([{"name": "magic"}], {"name": "kmeans"}, 2).fit(X)
+    with pytest.raises(InputError, match="at least 2"):
+        ClusterPipeline([], {"name": "kmeans"}, 1).fit(X)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Train the 'best' recipe on trainX and save the checkpoint (at most 30 minutes on a 2-core CPU).
+# Extra CLI options for tests or experiments may be passed in AECLUSTER_TRAIN_ARGS.
+set -euo pipefail
+if [ $# -ne 2 ]; then echo "usage: bash train_best.sh <trainX_npy> <checkpoint>" >&2; exit 2; fi
+source "$(dirname "$0")/_aecluster.sh"
+# shellcheck disable=SC2086
+aecluster train --recipe best --data "$1" --out "$2" --budget-minutes 30 ${AECLUSTER_TRAIN_ARGS:-}
