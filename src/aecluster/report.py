@@ -1,5 +1,343 @@
-"""The homework report (filled in by the report issue)."""
+"""The homework report: every figure it asks for, plus a few more, in one self-contained HTML page.
+
+Figures whose input file is absent are skipped with a note. Per-checkpoint metrics are read from
+the training run's metrics.jsonl, never recomputed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.metrics import confusion_matrix  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from aecluster.checkpoint import load_model  # noqa: E402
+from aecluster.cluster import TSNE, ClusterPipeline, pipeline_from_recipe  # noqa: E402
+from aecluster.data import iter_batches, load_images, load_labels, to_uint8_images  # noqa: E402
+from aecluster.errors import InputError  # noqa: E402
+from aecluster.files import write_text_atomic  # noqa: E402
+from aecluster.metrics import best_mapping, scores  # noqa: E402
+from aecluster.models import AutoEncoder  # noqa: E402
+from aecluster.predict import embed  # noqa: E402
+from aecluster.training import read_metrics  # noqa: E402
+
+RECON_INDICES = (1, 2, 3, 6, 7, 9)
+PCA_DIMS = (2, 8, 32, 64, 128)
+COLORS = np.array(["tab:orange", "tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown",
+                   "tab:pink", "tab:gray", "tab:olive", "tab:cyan"])  # fmt: skip
 
 
-def add_report_command(add) -> None:  # noqa: ANN001
-    pass
+@dataclass
+class Section:
+    title: str
+    caption: str
+    image: str | None = None  # PNG file name inside the output folder
+    table: list[list[str]] | None = None
+
+
+@dataclass
+class Model:
+    """A checkpoint with its clustering of the validation images."""
+
+    name: str
+    model: AutoEncoder
+    recipe: dict
+    run_dir: Path
+    val_codes: np.ndarray | None = None
+    val_labels: np.ndarray | None = None
+    val_embedding: np.ndarray | None = None
+    val_scores: dict = field(default_factory=dict)
+
+
+@dataclass
+class HomeworkData:
+    train: np.ndarray | None
+    val_x: np.ndarray | None
+    val_y: np.ndarray | None
+    visualization: np.ndarray | None
+
+    @classmethod
+    def from_dir(cls, data_dir: Path) -> HomeworkData:
+        if not data_dir.is_dir():
+            raise InputError(f"{data_dir}: data folder not found")
+
+        def get(name: str, loader: Callable):
+            return loader(data_dir / name) if (data_dir / name).exists() else None
+
+        val_x = get("valX.npy", load_images)
+        val_y = get("valY.npy", lambda p: load_labels(p, None if val_x is None else len(val_x)))
+        return cls(get("trainX.npy", load_images), val_x, val_y,
+                   get("visualization.npy", load_images))  # fmt: skip
+
+
+def _save(fig: plt.Figure, out: Path, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
+def _two_d(m: Model) -> np.ndarray:
+    emb = m.val_embedding
+    if emb.shape[1] == 2:
+        return emb
+    return TSNE(random_state=m.recipe["cluster"]["seed"]).fit_transform(emb)
+
+
+def embedding_figure(models: list[Model], val_y: np.ndarray, out: Path) -> Section:
+    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 5), squeeze=False)
+    for ax, m in zip(axes[0], models, strict=True):
+        xy = _two_d(m)
+        for c in np.unique(val_y):
+            ax.scatter(*xy[val_y == c].T, s=8, c=COLORS[c % 10], label=f"class {c}")
+        ax.set_title(f"{m.name}: val accuracy {m.val_scores['accuracy']:.3f}")
+        ax.set(xlabel="dimension 1", ylabel="dimension 2")
+        ax.legend(markerscale=2)
+    return Section("Validation images embedded in 2-D",
+                   "valX through each model's encoder and reduction, coloured by the true label.",
+                   _save(fig, out, "embedding.png"))  # fmt: skip
+
+
+def reconstruction_figure(m: Model, train: np.ndarray, indices, out: Path) -> Section:
+    indices = [i for i in indices if i < len(train)]
+    x = next(iter_batches(train[indices], len(indices)))
+    import torch
+
+    with torch.inference_mode():
+        recon = m.model.eval()(x).recon
+    mse = ((recon - x) ** 2).mean((1, 2, 3)).tolist()
+    fig, axes = plt.subplots(2, len(indices), figsize=(1.6 * len(indices), 3.6), squeeze=False)
+    for j, (i, orig, rec) in enumerate(zip(indices, to_uint8_images(x), to_uint8_images(recon),
+                                           strict=True)):  # fmt: skip
+        axes[0, j].imshow(orig)
+        axes[0, j].set_title(f"trainX[{i}]", fontsize=9)
+        axes[1, j].imshow(rec)
+        axes[1, j].set_title(f"MSE {mse[j]:.4f}", fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_ylabel("original")
+    axes[1, 0].set_ylabel("reconstruction")
+    return Section("Reconstructions", f"{m.name}: originals (top) and reconstructions (bottom), "
+                   "MSE on the [-1, 1] scale.", _save(fig, out, "reconstructions.png"))  # fmt: skip
+
+
+def checkpoints_figure(m: Model, out: Path) -> Section:
+    rows = read_metrics(m.run_dir)
+    if len(rows) < 2:
+        return Section("Checkpoints", f"skipped: no per-checkpoint metrics in {m.run_dir}")
+    epochs = [r["epoch"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(epochs, [r["recon_mse"] for r in rows], "o-", c="tab:red")
+    ax.set(xlabel="epoch", ylabel="reconstruction MSE over trainX")
+    ax.yaxis.label.set_color("tab:red")
+    note = f"{len(rows)} checkpoints of {m.name}, read from {m.run_dir / 'metrics.jsonl'}."
+    if "val_accuracy" in rows[0]:
+        ax2 = ax.twinx()
+        ax2.plot(epochs, [r["val_accuracy"] for r in rows], "s-", c="tab:blue")
+        ax2.set_ylabel("val accuracy", color="tab:blue")
+    else:
+        note += " The run recorded no val accuracy (train with --val-x/--val-y)."
+    ax.set_title("Reconstruction error and val accuracy per checkpoint")
+    return Section("Checkpoints", note, _save(fig, out, "checkpoints.png"))
+
+
+def visualization_figure(m: Model, images: np.ndarray, out: Path) -> Section:
+    codes = embed(m.model, images, progress=True)
+    y = (np.arange(len(images)) >= len(images) // 2).astype(int)
+    seed = m.recipe["cluster"]["seed"]
+    pca = PCA(2, random_state=seed).fit_transform(codes)
+    tsne = TSNE(random_state=seed).fit_transform(PCA(min(50, codes.shape[1]), random_state=seed)
+                                                 .fit_transform(codes))  # fmt: skip
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    for ax, xy, title in ((axes[0], pca, "PCA"), (axes[1], tsne, "t-SNE")):
+        for c in (0, 1):
+            ax.scatter(*xy[y == c].T, s=4, c=COLORS[c], label=f"label {c}")
+        ax.set(title=f"visualization.npy, {title}", xlabel="dimension 1", ylabel="dimension 2")
+        ax.legend(markerscale=3)
+    return Section("visualization.npy in 2-D", f"{m.name}'s latent codes; first half label 0, "
+                   "second half label 1.", _save(fig, out, "visualization.png"))  # fmt: skip
+
+
+def dimensions_table(models: list[Model], val_y: np.ndarray) -> Section:
+    rows = [["model", "latent dim", "reduced dim (PCA)", "val accuracy (KMeans)"]]
+    for m in models:
+        dims = [d for d in PCA_DIMS if d < min(m.val_codes.shape)] + [None]
+        for d in dims:
+            reduce = [{"name": "pca", "n_components": d}] if d else []
+            pipe = ClusterPipeline(reduce, {"name": "kmeans"}, n_clusters=len(np.unique(val_y)))
+            acc = scores(val_y, pipe.fit_predict(m.val_codes))["accuracy"]
+            rows.append([m.name, str(m.model.latent_dim), str(d or "none"), f"{acc:.3f}"])
+    return Section("Latent and reduced dimensions", "Accuracy on valX for (latent dim, PCA dim) "
+                   "settings, each followed by KMeans.", table=rows)  # fmt: skip
+
+
+def thumbnails_figure(m: Model, images: np.ndarray, out: Path, n: int = 300) -> Section:
+    xy = _two_d(m)
+    idx = np.random.default_rng(0).permutation(len(images))[:n]
+    fig, ax = plt.subplots(figsize=(10, 10))
+    ax.scatter(*xy.T, s=0)
+    for i in idx:
+        ax.add_artist(AnnotationBbox(OffsetImage(images[i], zoom=0.8), xy[i], frameon=False))
+    ax.set(title=f"{m.name}: valX images at their 2-D positions", xlabel="dimension 1",
+           ylabel="dimension 2")  # fmt: skip
+    return Section("Thumbnail map", f"{len(idx)} validation images drawn where the embedding "
+                   "puts them.", _save(fig, out, "thumbnails.png"))  # fmt: skip
+
+
+def clusters_figure(m: Model, images: np.ndarray, out: Path, per_cluster: int = 10) -> Section:
+    clusters = np.unique(m.val_labels)
+    fig, axes = plt.subplots(len(clusters), per_cluster, squeeze=False,
+                             figsize=(1.1 * per_cluster, 1.2 * len(clusters)))  # fmt: skip
+    for r, c in enumerate(clusters):
+        members = np.flatnonzero(m.val_labels == c)[:per_cluster]
+        for j, ax in enumerate(axes[r]):
+            ax.axis("off")
+            if j < len(members):
+                ax.imshow(images[members[j]])
+        axes[r, 0].set_title(f"cluster {c} ({np.sum(m.val_labels == c)} images)", fontsize=8,
+                             loc="left")  # fmt: skip
+    return Section("Samples per cluster", f"{m.name}: the first validation images of each cluster.",
+                   _save(fig, out, "clusters.png"))  # fmt: skip
+
+
+def confusion_figure(m: Model, val_y: np.ndarray, out: Path) -> Section:
+    mapping = best_mapping(val_y, m.val_labels)
+    matched = np.array([mapping.get(int(c), -1) for c in m.val_labels])
+    classes = np.unique(val_y)
+    cm = confusion_matrix(val_y, matched, labels=classes)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    axes[0].imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        axes[0].text(j, i, str(v), ha="center", va="center")
+    axes[0].set(title="confusion (clusters matched to classes)", xlabel="cluster (matched)",
+                ylabel="true class", xticks=range(len(classes)), yticks=range(len(classes)))
+    sizes = np.bincount(m.val_labels)
+    axes[1].bar(range(len(sizes)), sizes, color=COLORS[np.arange(len(sizes)) % 10])
+    axes[1].set(title="cluster sizes on valX", xlabel="cluster", ylabel="images")
+    return Section("Confusion matrix and cluster sizes", f"{m.name} on valX; NMI "
+                   f"{m.val_scores['nmi']:.3f}, ARI {m.val_scores['ari']:.3f}.",
+                   _save(fig, out, "confusion.png"))  # fmt: skip
+
+
+def render_html(sections: list[Section], out: Path, title: str) -> Path:
+    parts = []
+    for s in sections:
+        body = f"<p>{html.escape(s.caption)}</p>"
+        if s.image:
+            data = base64.b64encode((out / s.image).read_bytes()).decode()
+            body += f'<img alt="{html.escape(s.title)}" src="data:image/png;base64,{data}">'
+        if s.table:
+            head, *rows = s.table
+            body += "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+            body += "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                            for r in rows) + "</table>"  # fmt: skip
+        parts.append(f"<section><h2>{html.escape(s.title)}</h2>{body}</section>")
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; color: #222; }}
+section {{ margin-bottom: 2.5em; }} img {{ max-width: 100%; border: 1px solid #ddd; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .3em .8em; }}
+</style></head>
+<body data-images-loaded="pending"><h1>{html.escape(title)}</h1>
+{"".join(parts)}
+<script>
+window.addEventListener("load", () => {{
+  const imgs = [...document.images];
+  document.body.dataset.imagesLoaded =
+    imgs.filter(i => i.complete && i.naturalWidth > 0).length + "/" + imgs.length;
+}});
+</script></body></html>
+"""
+    path = out / "index.html"
+    write_text_atomic(path, page)
+    return path
+
+
+def _load(path: Path, data: HomeworkData) -> Model:
+    model, recipe = load_model(path)
+    m = Model(path.stem, model, recipe, path.with_name(path.name + ".run"))
+    if data.val_x is not None and data.val_y is not None:
+        m.val_codes = embed(model, data.val_x)
+        pipe = pipeline_from_recipe(recipe["cluster"], n_clusters=len(np.unique(data.val_y)))
+        m.val_labels = pipe.fit_predict(m.val_codes)
+        m.val_embedding = pipe.embedding_
+        m.val_scores = scores(data.val_y, m.val_labels)
+    return m
+
+
+def build_report(
+    checkpoint: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    compare: str | os.PathLike | None = None,
+    indices: tuple[int, ...] = RECON_INDICES,
+    run_dir: str | os.PathLike | None = None,
+) -> Path:
+    """Write the figures and `out/index.html`; returns the page's path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = HomeworkData.from_dir(Path(data_dir))
+    paths = [Path(checkpoint)] + ([Path(compare)] if compare else [])
+    models = [_load(p, data) for p in tqdm(paths, desc="embed valX")]
+    if run_dir:
+        models[0].run_dir = Path(run_dir)
+    main = models[-1] if compare else models[0]
+    has_val = data.val_x is not None and data.val_y is not None
+    missing = lambda what: Section(what, "skipped: the data folder has no such file")  # noqa: E731
+
+    steps: list[tuple[str, Callable[[], Section]]] = [
+        ("embedding", lambda: embedding_figure(models, data.val_y, out) if has_val
+         else missing("valX.npy / valY.npy")),
+        ("reconstructions", lambda: reconstruction_figure(main, data.train, indices, out)
+         if data.train is not None else missing("trainX.npy")),
+        ("checkpoints", lambda: checkpoints_figure(models[0], out)),
+        ("visualization", lambda: visualization_figure(main, data.visualization, out)
+         if data.visualization is not None else missing("visualization.npy")),
+        ("dimensions", lambda: dimensions_table(models, data.val_y) if has_val
+         else missing("valX.npy / valY.npy")),
+        ("thumbnails", lambda: thumbnails_figure(main, data.val_x, out) if has_val
+         else missing("valX.npy")),
+        ("clusters", lambda: clusters_figure(main, data.val_x, out) if has_val
+         else missing("valX.npy")),
+        ("confusion", lambda: confusion_figure(main, data.val_y, out) if has_val
+         else missing("valY.npy")),
+    ]  # fmt: skip
+    sections = []
+    for _, step in tqdm(steps, desc="report"):
+        sections.append(step())
+    names = " vs ".join(m.name for m in models)
+    return render_html(sections, out, f"aecluster report: {names}")
+
+
+def add_report_command(add: Callable) -> None:
+    def run(args) -> int:  # noqa: ANN001
+        page = build_report(args.checkpoint, args.data_dir, args.out, args.compare,
+                            tuple(args.indices), args.run_dir)  # fmt: skip
+        print(f"wrote {page}")
+        return 0
+
+    r = add("report", "Draw the homework's figures and write a self-contained OUT/index.html.",
+            run)  # fmt: skip
+    r.add_argument("--checkpoint", required=True, help="the model to report on")
+    r.add_argument("--compare", help="a second checkpoint (e.g. the improved one) to compare")
+    r.add_argument("--data-dir", required=True,
+                   help="folder with trainX.npy, valX.npy, valY.npy, visualization.npy")
+    r.add_argument("--out", required=True, help="output folder for PNGs and index.html")
+    r.add_argument("--run-dir", help="training run folder with metrics.jsonl "
+                   "(default: CHECKPOINT.run/)")
+    r.add_argument("--indices", type=int, nargs="+", default=list(RECON_INDICES),
+                   help="trainX images to reconstruct (default 1 2 3 6 7 9)")

@@ -155,7 +155,7 @@ def train(
         prior_minutes = state["train_minutes"]
         metrics = [row for row in read_metrics(run_dir) if row["epoch"] <= start_epoch]
 
-    data = torch.from_numpy(np.ascontiguousarray(images))
+    data = torch.from_numpy(np.array(images, dtype=np.uint8))  # in RAM, writable
     n, bs, epochs = len(data), cfg["batch_size"], cfg["epochs"]
     if n < 2:
         raise InputError(f"training needs at least 2 images, got {n}")
