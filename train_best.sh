@@ -5,4 +5,4 @@ set -euo pipefail
 if [ $# -ne 2 ]; then echo "usage: bash train_best.sh <trainX_npy> <checkpoint>" >&2; exit 2; fi
 source "$(dirname "$0")/_aecluster.sh"
 # shellcheck disable=SC2086
-aecluster train --recipe best --data "$1" --out "$2" --budget-minutes 30 ${AECLUSTER_TRAIN_ARGS:-}
+aecluster train --recipe best --data "$1" --out "$2" --budget-minutes 30 --overwrite ${AECLUSTER_TRAIN_ARGS:-}

@@ -3,18 +3,17 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import two_kinds
 
 from aecluster.report import build_report
 from aecluster.training import train
 
-from conftest import two_kinds
-
 
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory):
-    from aecluster.recipes import apply_overrides, load_recipe
-
     from conftest import TINY
+
+    from aecluster.recipes import apply_overrides, load_recipe
 
     tmp = tmp_path_factory.mktemp("report")
     data = tmp / "data"
@@ -60,8 +59,14 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 def test_page_renders_with_its_images_in_headless_chromium(report_dir, tmp_path):
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     url = (report_dir / "index.html").as_uri()
     dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", url], capture_output=True, text=True,
                          timeout=120).stdout  # fmt: skip

@@ -34,8 +34,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
-        raise InputError(f"{path}: refused to load: not a plain checkpoint ({first})") from None
+        # torch names the offending import on a line of its own ("... GLOBAL posix.system ...")
+        reason = next((line.split("error:", 1)[-1].strip() for line in str(e).splitlines()
+                       if "GLOBAL" in line), "")  # fmt: skip
+        if reason:
+            raise InputError(
+                f"{path}: refused to load: it holds code or objects, not only tensors ({reason})"
+            ) from None
+        raise InputError(f"{path}: truncated, corrupt or not a PyTorch checkpoint") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
         raise InputError(f"{path}: truncated, corrupt or not a PyTorch checkpoint ({e})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

@@ -34,7 +34,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from aecluster.training import train
 
     recipe = apply_overrides(load_recipe(args.recipe), args.set)
-    out = check_output_path(args.out)
+    out = check_output_path(args.out, overwrite=args.overwrite)
     images = load_images(args.data)
     summary = train(images, recipe, out, run_dir=args.run_dir, val=_val(args),
                     budget_minutes=args.budget_minutes, progress=not args.quiet)  # fmt: skip
@@ -49,11 +49,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from aecluster.predict import predict, write_predictions
 
     t0 = time.monotonic()
-    check_output_path(args.out)
+    check_output_path(args.out, overwrite=args.overwrite)
     model, recipe = load_model(args.checkpoint)
     images = load_images(args.data)
     labels = predict(model, recipe, images, args.n_clusters, progress=not args.quiet)
-    write_predictions(args.out, labels)
+    write_predictions(args.out, labels, overwrite=args.overwrite)
     sizes = np.bincount(labels).tolist()
     print(f"wrote {len(labels)} predictions to {args.out} (cluster sizes {sizes}, "
           f"{time.monotonic() - t0:.1f} s)")  # fmt: skip
@@ -80,8 +80,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         model, recipe = load_model(args.checkpoint)
         images = load_images(args.val_x)
         truth = load_labels(args.val_y, len(images))
+        codes = embed(model, images)
+        if args.data:  # cluster val together with the training images, as hw9_best.sh does
+            codes = np.concatenate([embed(model, load_images(args.data), not args.quiet), codes])
         pipe = pipeline_from_recipe(recipe["cluster"], args.n_clusters)
-        result = scores(truth, pipe.fit_predict(embed(model, images)))
+        result = scores(truth, pipe.fit_predict(codes)[-len(images) :])
         result["recon_mse"] = float(reconstruction_errors(model, images).mean())
     print(json.dumps({k: round(v, 4) for k, v in result.items()}))
     return 0
@@ -114,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
             cmd_train)  # fmt: skip
     t.add_argument("--data", required=True, help="images .npy, (N, 32, 32, 3) uint8")
     t.add_argument("--out", required=True, help="final checkpoint path (.pth)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     t.add_argument(
         "--recipe",
         default="baseline",
@@ -144,12 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--data", required=True, help="images .npy to cluster")
     pr.add_argument("--out", required=True, help="prediction CSV path")
     pr.add_argument("--n-clusters", type=int, help="override the recipe's number of clusters")
+    pr.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
 
     e = add("evaluate", "Score a checkpoint on labelled images (accuracy, NMI, ARI, recon MSE), "
             "or score a prediction CSV against labels.", cmd_evaluate)  # fmt: skip
     e.add_argument("--checkpoint")
     e.add_argument("--val-x", help="labelled images .npy")
     e.add_argument("--val-y", help="their labels .npy")
+    e.add_argument(
+        "--data",
+        help="also cluster these (unlabelled training) images together "
+        "with --val-x, as hw9_best.sh does, and score the val rows",
+    )
     e.add_argument("--predictions", help="a prediction CSV to score against --val-y instead")
     e.add_argument("--n-clusters", type=int, help="override the recipe's number of clusters")
 

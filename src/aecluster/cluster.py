@@ -18,6 +18,7 @@ from sklearn.preprocessing import Normalizer, StandardScaler
 from sklearn.utils.validation import check_array
 
 from aecluster.errors import InputError
+from aecluster.scan import SCAN
 
 
 class TSNE(TransformerMixin, BaseEstimator):
@@ -66,6 +67,7 @@ CLUSTERERS: dict[str, Callable[..., Any]] = {
     "kmeans": lambda k, seed=0, n_init=10, **kw: KMeans(k, n_init=n_init, random_state=seed, **kw),
     "minibatch_kmeans": lambda k, seed=0, **kw: MiniBatchKMeans(k, random_state=seed, **kw),
     "agglomerative": lambda k, seed=0, **kw: AgglomerativeClustering(k, **kw),
+    "scan": lambda k, seed=0, **kw: SCAN(k, random_state=seed, **kw),
 }
 
 
@@ -122,7 +124,18 @@ class ClusterPipeline(ClusterMixin, BaseEstimator):
         return self
 
 
+def check_cluster_config(cluster_cfg: dict) -> None:
+    """Refuse unknown reduction or clustering steps before any work is done."""
+    for spec, registry in [*((s, REDUCERS) for s in cluster_cfg["reduce"]),
+                           (cluster_cfg["method"], CLUSTERERS)]:  # fmt: skip
+        if spec.get("name") not in registry:
+            raise InputError(
+                f"unknown step {spec.get('name')!r}; known: {', '.join(sorted(registry))}"
+            )
+
+
 def pipeline_from_recipe(cluster_cfg: dict, n_clusters: int | None = None) -> ClusterPipeline:
+    check_cluster_config(cluster_cfg)
     return ClusterPipeline(
         reduce=cluster_cfg["reduce"],
         method=cluster_cfg["method"],

@@ -12,11 +12,14 @@ from aecluster.errors import InputError
 
 
 def check_output_path(path: str | os.PathLike, *, overwrite: bool = True) -> Path:
-    """Refuse an output path whose folder is missing or not writable, or that is a folder."""
+    """Refuse an output path whose folder is missing or not writable, that is a folder, or
+    (unless `overwrite`) that exists already."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a file path to write")
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{path}: {folder} is a file, not a folder")
     if not folder.is_dir():
         raise InputError(f"{path}: output folder {folder} does not exist")
     if not os.access(folder, os.W_OK):

@@ -57,9 +57,9 @@ def predict(
     return cluster_codes(embed(model, images, progress), recipe, n_clusters)
 
 
-def write_predictions(path: str | os.PathLike, labels: np.ndarray) -> None:
+def write_predictions(path: str | os.PathLike, labels: np.ndarray, overwrite: bool = True) -> None:
     """`id,label` CSV with ids 0..N-1, written atomically."""
-    path = check_output_path(path)
+    path = check_output_path(path, overwrite=overwrite)
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         f.write("id,label\n")
         f.writelines(f"{i},{int(label)}\n" for i, label in enumerate(labels))

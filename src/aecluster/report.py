@@ -31,7 +31,7 @@ from aecluster.files import write_text_atomic  # noqa: E402
 from aecluster.metrics import best_mapping, scores  # noqa: E402
 from aecluster.models import AutoEncoder  # noqa: E402
 from aecluster.predict import embed  # noqa: E402
-from aecluster.training import read_metrics  # noqa: E402
+from aecluster.training import metrics_path, read_metrics  # noqa: E402
 
 RECON_INDICES = (1, 2, 3, 6, 7, 9)
 PCA_DIMS = (2, 8, 32, 64, 128)
@@ -143,7 +143,7 @@ def checkpoints_figure(m: Model, out: Path) -> Section:
     ax.plot(epochs, [r["recon_mse"] for r in rows], "o-", c="tab:red")
     ax.set(xlabel="epoch", ylabel="reconstruction MSE over trainX")
     ax.yaxis.label.set_color("tab:red")
-    note = f"{len(rows)} checkpoints of {m.name}, read from {m.run_dir / 'metrics.jsonl'}."
+    note = f"{len(rows)} checkpoints of {m.name}, as its training run recorded them."
     if "val_accuracy" in rows[0]:
         ax2 = ax.twinx()
         ax2.plot(epochs, [r["val_accuracy"] for r in rows], "s-", c="tab:blue")
@@ -222,8 +222,13 @@ def confusion_figure(m: Model, val_y: np.ndarray, out: Path) -> Section:
     axes[0].imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
         axes[0].text(j, i, str(v), ha="center", va="center")
-    axes[0].set(title="confusion (clusters matched to classes)", xlabel="cluster (matched)",
-                ylabel="true class", xticks=range(len(classes)), yticks=range(len(classes)))
+    axes[0].set(
+        title="confusion (clusters matched to classes)",
+        xlabel="cluster (matched)",
+        ylabel="true class",
+        xticks=range(len(classes)),
+        yticks=range(len(classes)),
+    )
     sizes = np.bincount(m.val_labels)
     axes[1].bar(range(len(sizes)), sizes, color=COLORS[np.arange(len(sizes)) % 10])
     axes[1].set(title="cluster sizes on valX", xlabel="cluster", ylabel="images")
@@ -269,7 +274,8 @@ window.addEventListener("load", () => {{
 
 def _load(path: Path, data: HomeworkData) -> Model:
     model, recipe = load_model(path)
-    m = Model(path.stem, model, recipe, path.with_name(path.name + ".run"))
+    run = metrics_path(path) if metrics_path(path).exists() else path.with_name(path.name + ".run")
+    m = Model(path.stem, model, recipe, run)
     if data.val_x is not None and data.val_y is not None:
         m.val_codes = embed(model, data.val_x)
         pipe = pipeline_from_recipe(recipe["cluster"], n_clusters=len(np.unique(data.val_y)))
@@ -334,10 +340,19 @@ def add_report_command(add: Callable) -> None:
             run)  # fmt: skip
     r.add_argument("--checkpoint", required=True, help="the model to report on")
     r.add_argument("--compare", help="a second checkpoint (e.g. the improved one) to compare")
-    r.add_argument("--data-dir", required=True,
-                   help="folder with trainX.npy, valX.npy, valY.npy, visualization.npy")
+    r.add_argument(
+        "--data-dir",
+        required=True,
+        help="folder with trainX.npy, valX.npy, valY.npy, visualization.npy",
+    )
     r.add_argument("--out", required=True, help="output folder for PNGs and index.html")
-    r.add_argument("--run-dir", help="training run folder with metrics.jsonl "
-                   "(default: CHECKPOINT.run/)")
-    r.add_argument("--indices", type=int, nargs="+", default=list(RECON_INDICES),
-                   help="trainX images to reconstruct (default 1 2 3 6 7 9)")
+    r.add_argument(
+        "--run-dir", help="training run folder with metrics.jsonl (default: CHECKPOINT.run/)"
+    )
+    r.add_argument(
+        "--indices",
+        type=int,
+        nargs="+",
+        default=list(RECON_INDICES),
+        help="trainX images to reconstruct (default 1 2 3 6 7 9)",
+    )

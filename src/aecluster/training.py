@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from aecluster.augment import build_augment, rotate90
 from aecluster.checkpoint import load_checkpoint, save_checkpoint
-from aecluster.cluster import pipeline_from_recipe
+from aecluster.cluster import check_cluster_config, pipeline_from_recipe
 from aecluster.data import to_tensor
 from aecluster.errors import InputError
 from aecluster.files import write_text_atomic
@@ -95,11 +95,25 @@ def epoch_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def metrics_path(checkpoint: str | os.PathLike) -> Path:
+    """Where a final checkpoint's copy of its run's per-checkpoint metrics lives."""
+    return Path(checkpoint).with_suffix(".metrics.jsonl")
+
+
 def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
+    """Rows of a run directory's metrics.jsonl, or of a `.metrics.jsonl` file given directly."""
+    path = Path(run_dir)
+    path = path if path.suffix == ".jsonl" else path / "metrics.jsonl"
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _comparable(recipe: dict) -> dict:
+    """The recipe minus what a resumed run may change: its length and checkpoint spacing."""
+    train = {k: v for k, v in recipe["train"].items()
+             if k not in ("epochs", "budget_minutes", "checkpoint_every")}  # fmt: skip
+    return {**recipe, "train": train}
 
 
 @dataclass
@@ -133,10 +147,13 @@ def train(
     Returns a summary: epochs run, minutes, whether the time budget stopped it, final loss.
     """
     cfg = recipe["train"]
+    check_cluster_config(recipe["cluster"])
     budget = budget_minutes if budget_minutes is not None else cfg["budget_minutes"]
     out = Path(out)
     run_dir = Path(run_dir) if run_dir else out.with_name(out.name + ".run")
     run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in run_dir.glob(".*.tmp"):  # left by a process killed mid-write
+        stale.unlink()
     torch.use_deterministic_algorithms(True, warn_only=True)
 
     seed_everything(cfg["seed"])
@@ -148,7 +165,7 @@ def train(
     if done := epoch_checkpoints(run_dir):
         start_epoch, path = done[-1]
         state = load_checkpoint(path)
-        if state["recipe"] != recipe:
+        if _comparable(state["recipe"]) != _comparable(recipe):
             raise InputError(f"{run_dir}: holds a run of another recipe; use a new run directory")
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
@@ -227,4 +244,5 @@ def train(
         "loss": state["loss"],
     }
     save_checkpoint(out, {"recipe": recipe, "model": state["model"], **summary})
+    write_text_atomic(metrics_path(out), (run_dir / "metrics.jsonl").read_text())
     return summary

@@ -1,0 +1,74 @@
+"""Training and inference speed of each built-in recipe on this machine, on real images.
+
+    python benchmarks/speed.py [--data ../shared/data/hw9like/trainX.npy] [--steps 6]
+
+Prints a markdown table: training images/s and seconds per epoch of trainX (the recipe's whole
+objective: reconstruction plus any auxiliary losses), with and without channels_last, and
+encoder-only embedding images/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aecluster.data import load_images, to_tensor
+from aecluster.models import build_model
+from aecluster.predict import embed
+from aecluster.recipes import load_recipe
+from aecluster.training import Objective, build_optimizer
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared/data/hw9like/trainX.npy"
+
+
+def train_speed(recipe: dict, images: np.ndarray, steps: int, channels_last: bool) -> float:
+    torch.manual_seed(0)
+    model = build_model(recipe["model"]["name"], **recipe["model"]["params"])
+    objective = Objective(model, recipe)
+    if channels_last:
+        objective = objective.to(memory_format=torch.channels_last)
+    opt = build_optimizer(objective.parameters(), recipe["train"])
+    bs = recipe["train"]["batch_size"]
+    g = torch.Generator().manual_seed(0)
+    x = to_tensor(images[:bs])
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    for i in range(steps + 2):
+        if i == 2:
+            t0 = time.perf_counter()
+        loss = objective(x, g)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return bs * steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(DATA))
+    p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--recipes", nargs="+", default=["baseline", "improved", "best"])
+    args = p.parse_args()
+    images = load_images(args.data)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {len(images)} images\n")
+    print("| recipe | train img/s (NCHW) | train img/s (channels_last) | s/epoch | "
+          "embed img/s |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for name in args.recipes:
+        recipe = load_recipe(name)
+        plain = train_speed(recipe, images, args.steps, channels_last=False)
+        fast = train_speed(recipe, images, args.steps, channels_last=True)
+        model = build_model(recipe["model"]["name"], **recipe["model"]["params"])
+        t0 = time.perf_counter()
+        embed(model, images[:2048])
+        embed_speed = 2048 / (time.perf_counter() - t0)
+        print(f"| {name} | {plain:.0f} | {fast:.0f} | {len(images) / max(plain, fast):.0f} | "
+              f"{embed_speed:.0f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""SCAN-style clustering of fixed features (Van Gansbeke et al., 2020), as a sklearn estimator.
+
+Mine each point's nearest neighbours; train clustering heads so that a point and its neighbours
+get the same cluster, with an entropy term that keeps clusters from collapsing; keep the head with
+the lowest loss (a label-free choice); then self-label: fit the head to its own confident
+predictions. Runs on the latent codes, so it costs seconds, not a retraining.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.neighbors import NearestNeighbors
+from sklearn.utils.validation import check_array
+from torch import nn
+
+
+def scan_loss(
+    anchor_logits: torch.Tensor, neighbor_logits: torch.Tensor, entropy_weight: float
+) -> torch.Tensor:
+    """-log <p(anchor), p(neighbour)> minus entropy_weight * entropy of the mean prediction."""
+    pa, pn = anchor_logits.softmax(1), neighbor_logits.softmax(1)
+    consistency = -torch.log((pa * pn).sum(1).clamp_min(1e-8)).mean()
+    mean = pa.mean(0)
+    entropy = -(mean * torch.log(mean.clamp_min(1e-8))).sum()
+    return consistency - entropy_weight * entropy
+
+
+class SCAN(ClusterMixin, BaseEstimator):
+    def __init__(
+        self,
+        n_clusters: int = 2,
+        n_neighbors: int = 20,
+        entropy_weight: float = 5.0,
+        n_heads: int = 5,
+        epochs: int = 40,
+        self_label_epochs: int = 20,
+        threshold: float = 0.95,
+        noise: float = 0.1,
+        lr: float = 1e-3,
+        batch_size: int = 256,
+        random_state: int = 0,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.n_neighbors = n_neighbors
+        self.entropy_weight = entropy_weight
+        self.n_heads = n_heads
+        self.epochs = epochs
+        self.self_label_epochs = self_label_epochs
+        self.threshold = threshold
+        self.noise = noise
+        self.lr = lr
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    def _features(self, X: np.ndarray) -> torch.Tensor:
+        X = check_array(X, dtype=np.float32)
+        X = (X - X.mean(0)) / (X.std(0) + 1e-6)
+        return F.normalize(torch.from_numpy(X), dim=1)
+
+    def fit(self, X: np.ndarray, y: Any = None) -> SCAN:
+        g = torch.Generator().manual_seed(self.random_state)
+        torch.manual_seed(self.random_state)
+        x = self._features(X)
+        n, k = len(x), min(self.n_neighbors, len(X) - 1)
+        neighbors = NearestNeighbors(n_neighbors=k + 1).fit(x.numpy()).kneighbors(x.numpy())[1]
+        neighbors = torch.from_numpy(neighbors[:, 1:])
+        heads = nn.ModuleList(nn.Linear(x.shape[1], self.n_clusters) for _ in range(self.n_heads))
+        opt = torch.optim.Adam(heads.parameters(), lr=self.lr)
+        noisy = lambda t: t + self.noise * torch.randn(t.shape, generator=g)  # noqa: E731
+
+        for _ in range(self.epochs):
+            for idx in torch.randperm(n, generator=g).split(self.batch_size):
+                pick = neighbors[idx, torch.randint(0, k, (len(idx),), generator=g)]
+                losses = torch.stack([scan_loss(h(noisy(x[idx])), h(noisy(x[pick])),
+                                                self.entropy_weight) for h in heads])  # fmt: skip
+                opt.zero_grad()
+                losses.sum().backward()
+                opt.step()
+        with torch.no_grad():
+            pick = neighbors[:, 0]
+            final = torch.stack([scan_loss(h(x), h(x[pick]), self.entropy_weight) for h in heads])
+        self.head_losses_ = final.numpy()
+        head = heads[int(final.argmin())]
+
+        opt = torch.optim.Adam(head.parameters(), lr=self.lr)
+        for _ in range(self.self_label_epochs):
+            with torch.no_grad():
+                prob = head(x).softmax(1)
+            confident = (prob.max(1).values > self.threshold).nonzero().flatten()
+            if len(confident) < self.n_clusters:
+                break
+            targets = prob.argmax(1)
+            # weight classes inversely to their size among the confident, as SCAN does
+            counts = torch.bincount(targets[confident], minlength=self.n_clusters).float()
+            weight = (counts.sum() / counts.clamp_min(1)) / self.n_clusters
+            for idx in confident[torch.randperm(len(confident), generator=g)].split(
+                self.batch_size
+            ):
+                loss = F.cross_entropy(head(noisy(x[idx])), targets[idx], weight=weight)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        with torch.no_grad():
+            prob = head(x).softmax(1)
+        self.probabilities_ = prob.numpy()
+        self.labels_ = prob.argmax(1).numpy().astype(np.int64)
+        return self
