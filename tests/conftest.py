@@ -21,7 +21,7 @@ TINY = [
 
 
 def two_kinds(n: int = 96, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (n, 32, 32, 3) images of two easily separated kinds: dark-blue stripes vs bright-red."""
+    """uint8 (n, 32, 32, 3) images of two easily separated kinds: blue stripes vs bright red."""
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 2
     images = rng.integers(0, 40, size=(n, 32, 32, 3))

@@ -8,8 +8,11 @@ from aecluster.models import MODELS, build_model, count_parameters
 
 def test_baseline_is_the_course_architecture():
     m = build_model("baseline")
-    convs = [(type(l).__name__, l.in_channels, l.out_channels, l.kernel_size, l.stride, l.padding)
-             for l in m.modules() if isinstance(l, (nn.Conv2d, nn.ConvTranspose2d))]  # fmt: skip
+    convs = [
+        (type(c).__name__, c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding)
+        for c in m.modules()
+        if isinstance(c, (nn.Conv2d, nn.ConvTranspose2d))
+    ]
     assert convs == [
         ("Conv2d", 3, 64, (3, 3), (1, 1), (1, 1)),
         ("Conv2d", 64, 128, (3, 3), (1, 1), (1, 1)),
@@ -18,7 +21,7 @@ def test_baseline_is_the_course_architecture():
         ("ConvTranspose2d", 128, 64, (9, 9), (1, 1), (0, 0)),
         ("ConvTranspose2d", 64, 3, (17, 17), (1, 1), (0, 0)),
     ]
-    assert sum(isinstance(l, nn.MaxPool2d) for l in m.modules()) == 3
+    assert sum(isinstance(layer, nn.MaxPool2d) for layer in m.modules()) == 3
     assert isinstance(m.decoder[-1], nn.Tanh)
     out = m(torch.zeros(2, 3, 32, 32))
     assert out.recon.shape == (2, 3, 32, 32) and out.latent.shape == (2, 4096)
