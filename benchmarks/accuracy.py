@@ -1,0 +1,99 @@
+"""Side-by-side benchmark on real data: the committed checkpoints and two peers.
+
+    python benchmarks/accuracy.py --data-dir ../shared/data/hw9like \
+        [--peers-python /tmp/peers/bin/python] > benchmarks/results_hw9like.md
+
+For each checkpoint: `hw9_best.sh` wall time on trainX, and val accuracy / NMI / ARI of valX
+clustered together with trainX by the checkpoint's own pipeline (labels are used only to score).
+Peers: raw pixels -> PCA(50) -> KMeans, and clustimage (HOG features; its own venv, optional).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+
+from aecluster.checkpoint import load_checkpoint, load_model
+from aecluster.cluster import pipeline_from_recipe
+from aecluster.data import load_images, load_labels
+from aecluster.metrics import scores
+from aecluster.predict import embed
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def checkpoint_row(path: Path, train: np.ndarray, val_x, val_y, train_path: Path) -> dict:
+    state = load_checkpoint(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.monotonic()
+        subprocess.run(["bash", str(REPO / "hw9_best.sh"), str(train_path), str(path),
+                        f"{tmp}/pred.csv"], check=True, capture_output=True)  # fmt: skip
+        predict_s = time.monotonic() - t0
+    model, recipe = load_model(path)
+    codes = np.concatenate([embed(model, train), embed(model, val_x)])
+    labels = pipeline_from_recipe(recipe["cluster"], len(np.unique(val_y))).fit_predict(codes)
+    return {"name": f"`{path.name}` ({recipe['name']} recipe)",
+            **scores(val_y, labels[-len(val_x):]),
+            "train": f"{state['train_minutes']:.1f} min, {state['epochs']} epochs",
+            "predict_s": predict_s}  # fmt: skip
+
+
+def pixels_row(train, val_x, val_y) -> dict:
+    t0 = time.monotonic()
+    X = np.concatenate([train, val_x]).reshape(len(train) + len(val_x), -1) / 255.0
+    Z = PCA(50, random_state=0).fit_transform(X)
+    labels = KMeans(len(np.unique(val_y)), n_init=10, random_state=0).fit_predict(Z)
+    return {"name": "peer: pixels -> PCA(50) -> KMeans", **scores(val_y, labels[-len(val_x):]),
+            "train": "none", "predict_s": time.monotonic() - t0}  # fmt: skip
+
+
+def clustimage_row(python: str, data_dir: Path, val_y) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.monotonic()
+        subprocess.run([python, str(REPO / "benchmarks/peer_clustimage.py"),
+                        str(data_dir / "trainX.npy"), str(data_dir / "valX.npy"),
+                        str(len(np.unique(val_y))), f"{tmp}/labels.npy"], check=True,
+                       capture_output=True)  # fmt: skip
+        seconds = time.monotonic() - t0
+        labels = np.load(f"{tmp}/labels.npy")
+    return {"name": "peer: clustimage 1.7.1 (HOG, agglomerative)", **scores(val_y, labels),
+            "train": "none", "predict_s": seconds}  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", type=Path, default=REPO.parent / "shared/data/hw9like")
+    p.add_argument(
+        "--checkpoints",
+        nargs="+",
+        type=Path,
+        default=[REPO / f"checkpoints/{n}.pth" for n in ("baseline", "improved", "best")],
+    )
+    p.add_argument("--peers-python", help="a Python with clustimage installed")
+    args = p.parse_args()
+    d = args.data_dir
+    train, val_x = load_images(d / "trainX.npy"), load_images(d / "valX.npy")
+    val_y = load_labels(d / "valY.npy", len(val_x))
+    rows = [checkpoint_row(c, train, val_x, val_y, d / "trainX.npy") for c in args.checkpoints]
+    rows.append(pixels_row(train, val_x, val_y))
+    if args.peers_python:
+        rows.append(clustimage_row(args.peers_python, d, val_y))
+    print(f"Data: `{d}` ({len(train)} train, {len(val_x)} val images). "
+          f"Command: `python {' '.join(sys.argv)}`\n")  # fmt: skip
+    print("| method | val accuracy | val NMI | val ARI | training | prediction (s) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['name']} | {r['accuracy']:.3f} | {r['nmi']:.3f} | {r['ari']:.3f} | "
+              f"{r['train']} | {r['predict_s']:.0f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
