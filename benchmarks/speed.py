@@ -29,7 +29,7 @@ def train_speed(recipe: dict, images: np.ndarray, steps: int, channels_last: boo
     torch.manual_seed(0)
     model = build_model(recipe["model"]["name"], **recipe["model"]["params"])
     objective = Objective(model, recipe)
-    if channels_last:
+    if channels_last:  # what train.channels_last = true does
         objective = objective.to(memory_format=torch.channels_last)
     opt = build_optimizer(objective.parameters(), recipe["train"])
     bs = recipe["train"]["batch_size"]

@@ -50,3 +50,20 @@ def test_pipeline_errors():
         ClusterPipeline([{"name": "magic"}], {"name": "kmeans"}, 2).fit(X)
     with pytest.raises(InputError, match="at least 2"):
         ClusterPipeline([], {"name": "kmeans"}, 1).fit(X)
+
+
+def test_scan_head_separates_neighbourhoods_and_picks_a_head_without_labels():
+    from aecluster.scan import SCAN, scan_loss
+
+    X, y = make_blobs(400, n_features=8, centers=2, cluster_std=1.0, random_state=1)
+    scan = SCAN(n_clusters=2, epochs=10, self_label_epochs=5, random_state=0)
+    labels = scan.fit_predict(X)
+    assert cluster_accuracy(y, labels) > 0.95
+    assert scan.head_losses_.shape == (scan.n_heads,)
+    assert np.allclose(scan.probabilities_.sum(1), 1, atol=1e-5)
+    assert np.array_equal(labels, SCAN(2, epochs=10, self_label_epochs=5).fit_predict(X))
+
+    import torch
+
+    same = torch.tensor([[5.0, -5.0], [-5.0, 5.0]])
+    assert scan_loss(same, same, 1.0) < scan_loss(same, same.flip(0), 1.0)

@@ -79,6 +79,7 @@ def test_resume_refuses_another_recipe(tmp_path, tiny_recipe):
         ["augment={noise={std=0.1}}"],
         ["model.params={widths=[8, 16], bottleneck=4, variational=true}", "loss.kl=0.01"],
         ['train.optimizer="sgd"', "train.lr=0.01"],
+        ["train.channels_last=true"],
     ],
 )
 def test_each_objective_option_trains(tmp_path, tiny_recipe, extra):
@@ -86,3 +87,12 @@ def test_each_objective_option_trains(tmp_path, tiny_recipe, extra):
     recipe = apply_overrides(tiny_recipe, ["train.epochs=1", *extra])
     summary = train(images, recipe, tmp_path / "m.pth", progress=False)
     assert np.isfinite(summary["loss"])
+
+
+def test_a_finished_run_can_be_extended_with_more_epochs(tmp_path, tiny_recipe):
+    images, _ = two_kinds()
+    train(images, tiny_recipe, tmp_path / "m.pth", progress=False)
+    longer = apply_overrides(tiny_recipe, ["train.epochs=3"])
+    summary = train(images, longer, tmp_path / "m.pth", progress=False)
+    assert summary["epochs"] == 3
+    assert [r["epoch"] for r in read_metrics(tmp_path / "m.metrics.jsonl")] == [1, 2, 3]

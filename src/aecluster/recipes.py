@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
         "checkpoint_every": 10,
         "seed": 0,
         "budget_minutes": 0.0,  # 0: no time limit
+        "channels_last": False,  # NHWC memory layout: faster convolutions on some CPUs
     },
     # weights of each term of the objective; 0 switches a term (and its head) off
     "loss": {

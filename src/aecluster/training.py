@@ -159,6 +159,8 @@ def train(
     seed_everything(cfg["seed"])
     model = build_model(recipe["model"]["name"], **recipe["model"]["params"])
     objective = Objective(model, recipe)
+    layout = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
+    objective = objective.to(memory_format=layout)
     optimizer = build_optimizer(objective.parameters(), cfg)
 
     start_epoch, metrics, prior_minutes = 0, [], 0.0
@@ -200,7 +202,8 @@ def train(
             total, bar = 0.0, tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}",
                                    disable=not progress, leave=False)  # fmt: skip
             for idx in bar:
-                terms = objective(to_tensor(data[idx].numpy()), g)
+                x = to_tensor(data[idx].numpy()).contiguous(memory_format=layout)
+                terms = objective(x, g)
                 optimizer.zero_grad(set_to_none=True)
                 terms["loss"].backward()
                 optimizer.step()
