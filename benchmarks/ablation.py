@@ -1,0 +1,78 @@
+"""Ablation: each improvement switched on or off, everything else as in a base recipe.
+
+    python benchmarks/ablation.py --epochs 4 > benchmarks/results_ablation.md
+
+Every variant trains for the same number of epochs on trainX (seed 0), then valX is clustered
+together with trainX by the variant's pipeline and scored (labels only score).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from aecluster.checkpoint import load_model
+from aecluster.cluster import pipeline_from_recipe
+from aecluster.data import load_images, load_labels
+from aecluster.metrics import scores
+from aecluster.predict import embed
+from aecluster.recipes import apply_overrides, load_recipe
+from aecluster.training import train
+
+REPO = Path(__file__).resolve().parents[1]
+CONV = "{widths=[16,32,64,128],downsample='stride',upsample='pixelshuffle'"
+VARIANTS: dict[str, list[str]] = {
+    "best recipe (reconstruction + contrastive)": [],
+    "- contrastive loss (reconstruction only)": ["loss.contrastive=0.0"],
+    "+ rotation loss (beta = 10)": ["loss.rotation=10.0"],
+    "rotation instead of contrastive (the reports' best idea)":
+        ["loss.contrastive=0.0", "loss.rotation=10.0"],
+    "- colour jitter and grayscale in the views": ["views={crop={scale=[0.2,1.0]}}"],
+    "- BatchNorm": [f"model.params={CONV},pool_latent=true,batchnorm=false}}"],
+    "+ residual blocks": [f"model.params={CONV},pool_latent=true,residual=true}}"],
+    "flattened 4x4 latent instead of pooled": [f"model.params={CONV},batchnorm=true}}"],
+    "VAE with a 64-d fully connected bottleneck":
+        [f"model.params={CONV},bottleneck=64,variational=true}}", "loss.kl=0.001"],
+    "denoising input (noise std 0.1)": ["augment={noise={std=0.1}}"],
+    "SGD with momentum instead of Adam": ["train.optimizer='sgd'", "train.lr=0.05"],
+    "MiniBatchKMeans instead of KMeans": ["cluster.method={name='minibatch_kmeans'}"],
+    "SCAN head instead of KMeans": ["cluster.method={name='scan'}"],
+    "KernelPCA -> t-SNE -> KMeans": ["cluster.reduce=[{name='kernel_pca',n_components=100},"
+                                     "{name='tsne'}]"],
+}  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", type=Path, default=REPO.parent / "shared/data/hw9like")
+    p.add_argument("--recipe", default="best")
+    p.add_argument("--epochs", type=int, default=4)
+    args = p.parse_args()
+    d = args.data_dir
+    train_x, val_x = load_images(d / "trainX.npy"), load_images(d / "valX.npy")
+    val_y = load_labels(d / "valY.npy", len(val_x))
+    base = load_recipe(args.recipe)
+    print(f"Each variant: {args.epochs} epochs on `{d}/trainX.npy`, seed 0. "
+          f"Command: `python {' '.join(sys.argv)}`\n")  # fmt: skip
+    print("| variant | val accuracy | val NMI | minutes |\n|---|---|---|---|")
+    for name, sets in VARIANTS.items():
+        recipe = apply_overrides(base, [*sets, f"train.epochs={args.epochs}",
+                                        f"train.checkpoint_every={args.epochs}"])  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.monotonic()
+            train(train_x, recipe, Path(tmp) / "m.pth", progress=False)
+            model, recipe = load_model(Path(tmp) / "m.pth")
+            minutes = (time.monotonic() - t0) / 60
+        codes = np.concatenate([embed(model, train_x), embed(model, val_x)])
+        labels = pipeline_from_recipe(recipe["cluster"]).fit_predict(codes)[-len(val_x) :]
+        s = scores(val_y, labels)
+        print(f"| {name} | {s['accuracy']:.3f} | {s['nmi']:.3f} | {minutes:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
