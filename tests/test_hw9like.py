@@ -5,11 +5,10 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import REPO, SHARED_DATA, TINY
 
 from aecluster.data import load_images, load_labels
 from aecluster.predict import read_predictions
-
-from conftest import REPO, SHARED_DATA, TINY
 
 HW9 = SHARED_DATA / "hw9like"
 pytestmark = pytest.mark.skipif(not (HW9 / "trainX.npy").exists(), reason="no ../shared/data")
