@@ -299,9 +299,9 @@ def build_report(
     data = HomeworkData.from_dir(Path(data_dir))
     paths = [Path(checkpoint)] + ([Path(compare)] if compare else [])
     models = [_load(p, data) for p in tqdm(paths, desc="embed valX")]
+    main = models[-1]  # single-model figures show the --compare model when there is one
     if run_dir:
-        models[0].run_dir = Path(run_dir)
-    main = models[-1] if compare else models[0]
+        main.run_dir = Path(run_dir)
     has_val = data.val_x is not None and data.val_y is not None
     missing = lambda what: Section(what, "skipped: the data folder has no such file")  # noqa: E731
 
@@ -310,7 +310,7 @@ def build_report(
          else missing("valX.npy / valY.npy")),
         ("reconstructions", lambda: reconstruction_figure(main, data.train, indices, out)
          if data.train is not None else missing("trainX.npy")),
-        ("checkpoints", lambda: checkpoints_figure(models[0], out)),
+        ("checkpoints", lambda: checkpoints_figure(main, out)),
         ("visualization", lambda: visualization_figure(main, data.visualization, out)
          if data.visualization is not None else missing("visualization.npy")),
         ("dimensions", lambda: dimensions_table(models, data.val_y) if has_val
@@ -339,7 +339,11 @@ def add_report_command(add: Callable) -> None:
     r = add("report", "Draw the homework's figures and write a self-contained OUT/index.html.",
             run)  # fmt: skip
     r.add_argument("--checkpoint", required=True, help="the model to report on")
-    r.add_argument("--compare", help="a second checkpoint (e.g. the improved one) to compare")
+    r.add_argument(
+        "--compare",
+        help="a second checkpoint (e.g. the improved one) to compare; "
+        "the single-model figures then show this one",
+    )
     r.add_argument(
         "--data-dir",
         required=True,
