@@ -35,15 +35,12 @@ VARIANTS: dict[str, list[str]] = {
     "- colour jitter and grayscale in the views": ["views={crop={scale=[0.2,1.0]}}"],
     "- BatchNorm": [f"model.params={CONV},pool_latent=true,batchnorm=false}}"],
     "+ residual blocks": [f"model.params={CONV},pool_latent=true,residual=true}}"],
-    "flattened 4x4 latent instead of pooled": [f"model.params={CONV},batchnorm=true}}"],
     "VAE with a 64-d fully connected bottleneck":
         [f"model.params={CONV},bottleneck=64,variational=true}}", "loss.kl=0.001"],
     "denoising input (noise std 0.1)": ["augment={noise={std=0.1}}"],
     "SGD with momentum instead of Adam": ["train.optimizer='sgd'", "train.lr=0.05"],
     "MiniBatchKMeans instead of KMeans": ["cluster.method={name='minibatch_kmeans'}"],
     "SCAN head instead of KMeans": ["cluster.method={name='scan'}"],
-    "KernelPCA -> t-SNE -> KMeans": ["cluster.reduce=[{name='kernel_pca',n_components=100},"
-                                     "{name='tsne'}]"],
 }  # fmt: skip
 
 

@@ -98,6 +98,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from aecluster.report import build_report
+
+    page = build_report(args.checkpoint, args.data_dir, args.out, args.compare,
+                        tuple(args.indices), args.run_dir)  # fmt: skip
+    print(f"wrote {page}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="aecluster",
@@ -168,9 +177,29 @@ def build_parser() -> argparse.ArgumentParser:
             cmd_demo)  # fmt: skip
     d.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
 
-    from aecluster.report import add_report_command
-
-    add_report_command(add)
+    r = add("report", "Draw the homework's figures and write a self-contained OUT/index.html.",
+            cmd_report)  # fmt: skip
+    r.add_argument("--checkpoint", required=True, help="the model to report on")
+    r.add_argument("--compare", help="a second checkpoint (e.g. the improved one) to compare; "
+                   "the single-model figures then show this one")  # fmt: skip
+    r.add_argument(
+        "--data-dir",
+        required=True,
+        help="folder with trainX.npy, valX.npy, valY.npy, visualization.npy",
+    )
+    r.add_argument("--out", required=True, help="output folder for PNGs and index.html")
+    r.add_argument(
+        "--run-dir",
+        help="training run folder or .metrics.jsonl file with the "
+        "per-checkpoint metrics (default: found beside the checkpoint)",
+    )
+    r.add_argument(
+        "--indices",
+        type=int,
+        nargs="+",
+        default=[1, 2, 3, 6, 7, 9],
+        help="trainX images to reconstruct (default 1 2 3 6 7 9)",
+    )
     return p
 
 

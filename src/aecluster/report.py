@@ -327,36 +327,3 @@ def build_report(
         sections.append(step())
     names = " vs ".join(m.name for m in models)
     return render_html(sections, out, f"aecluster report: {names}")
-
-
-def add_report_command(add: Callable) -> None:
-    def run(args) -> int:  # noqa: ANN001
-        page = build_report(args.checkpoint, args.data_dir, args.out, args.compare,
-                            tuple(args.indices), args.run_dir)  # fmt: skip
-        print(f"wrote {page}")
-        return 0
-
-    r = add("report", "Draw the homework's figures and write a self-contained OUT/index.html.",
-            run)  # fmt: skip
-    r.add_argument("--checkpoint", required=True, help="the model to report on")
-    r.add_argument(
-        "--compare",
-        help="a second checkpoint (e.g. the improved one) to compare; "
-        "the single-model figures then show this one",
-    )
-    r.add_argument(
-        "--data-dir",
-        required=True,
-        help="folder with trainX.npy, valX.npy, valY.npy, visualization.npy",
-    )
-    r.add_argument("--out", required=True, help="output folder for PNGs and index.html")
-    r.add_argument(
-        "--run-dir", help="training run folder with metrics.jsonl (default: CHECKPOINT.run/)"
-    )
-    r.add_argument(
-        "--indices",
-        type=int,
-        nargs="+",
-        default=list(RECON_INDICES),
-        help="trainX images to reconstruct (default 1 2 3 6 7 9)",
-    )
