@@ -72,3 +72,14 @@ def test_every_command_has_help():
         r = subprocess.run([sys.executable, "-m", "aecluster", cmd, "--help"],
                            capture_output=True, text=True)  # fmt: skip
         assert r.returncode == 0 and "usage: aecluster" in r.stdout
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path):
+    from aecluster.predict import write_predictions
+
+    old = os.umask(0o022)
+    try:
+        write_predictions(tmp_path / "p.csv", np.array([0, 1]))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "p.csv").stat().st_mode & 0o777 == 0o644
