@@ -32,7 +32,9 @@ def embed(model: AutoEncoder, images: np.ndarray, progress: bool = False) -> np.
 
 
 @torch.inference_mode()
-def reconstruction_errors(model: AutoEncoder, images: np.ndarray, progress: bool = False):
+def reconstruction_errors(
+    model: AutoEncoder, images: np.ndarray, progress: bool = False
+) -> np.ndarray:
     """Per-image mean squared reconstruction error, on the [-1, 1] scale."""
     model.eval()
     errs = [

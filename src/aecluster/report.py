@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
@@ -113,8 +114,6 @@ def embedding_figure(models: list[Model], val_y: np.ndarray, out: Path) -> Secti
 def reconstruction_figure(m: Model, train: np.ndarray, indices, out: Path) -> Section:
     indices = [i for i in indices if i < len(train)]
     x = next(iter_batches(train[indices], len(indices)))
-    import torch
-
     with torch.inference_mode():
         recon = m.model.eval()(x).recon
     mse = ((recon - x) ** 2).mean((1, 2, 3)).tolist()
