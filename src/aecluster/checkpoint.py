@@ -49,21 +49,16 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
-def model_from_checkpoint(state: dict[str, Any], source: str = "checkpoint") -> AutoEncoder:
-    recipe = complete(state["recipe"], where=f"{source}: recipe")
+def load_model(path: str | os.PathLike) -> tuple[AutoEncoder, dict[str, Any]]:
+    """The model, in eval mode, and the completed recipe stored in the checkpoint at `path`."""
+    state = load_checkpoint(path)
+    recipe = complete(state["recipe"], where=f"{path}: recipe")
     model = build_model(recipe["model"]["name"], **recipe["model"]["params"])
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:
         raise InputError(
-            f"{source}: weights do not fit model {recipe['model']['name']!r} "
+            f"{path}: weights do not fit model {recipe['model']['name']!r} "
             f"({str(e).splitlines()[0]})"
         ) from None
-    return model.eval()
-
-
-def load_model(path: str | os.PathLike) -> tuple[AutoEncoder, dict[str, Any]]:
-    """The model, in eval mode, and the completed recipe stored in the checkpoint at `path`."""
-    state = load_checkpoint(path)
-    model = model_from_checkpoint(state, source=str(path))
-    return model, complete(state["recipe"], where=f"{path}: recipe")
+    return model.eval(), recipe

@@ -78,15 +78,20 @@ class Objective(nn.Module):
         return terms
 
 
+OPTIMIZERS = {
+    "adam": lambda params, c: torch.optim.Adam(params, lr=c["lr"], weight_decay=c["weight_decay"]),
+    "sgd": lambda params, c: torch.optim.SGD(
+        params, lr=c["lr"], momentum=c["momentum"], weight_decay=c["weight_decay"]
+    ),
+}
+
+
 def build_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
-    name = cfg["optimizer"]
-    if name == "adam":
-        return torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    if name == "sgd":
-        return torch.optim.SGD(
-            params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"]
+    if cfg["optimizer"] not in OPTIMIZERS:
+        raise InputError(
+            f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {cfg['optimizer']!r}"
         )
-    raise InputError(f"optimizer must be 'adam' or 'sgd', not {name!r}")
+    return OPTIMIZERS[cfg["optimizer"]](params, cfg)
 
 
 def epoch_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
