@@ -223,6 +223,11 @@ CASES = [
     Case("--set without a value", train("train.epochs"), "expected section.key=value"),
     Case("--set with a bad value", train("train.epochs=three"), "not valid TOML"),
     Case("unknown reduction step", train(*TINY, 'cluster.reduce=[{name="lda"}]'), "unknown step"),
+    Case(
+        "unknown checkpoint selection rule",
+        train(*TINY, 'select.checkpoint="val"'),
+        "select.checkpoint must be one of",
+    ),
 ]
 
 

@@ -14,6 +14,7 @@ from openTSNE import TSNE as OpenTSNE
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.cluster import AgglomerativeClustering, KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA, KernelPCA
+from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import Normalizer, StandardScaler
 from sklearn.utils.validation import check_array
 
@@ -68,12 +69,15 @@ REDUCERS: dict[str, Callable[..., Any]] = {
 CLUSTERERS: dict[str, Callable[..., Any]] = {
     "kmeans": lambda k, seed=0, n_init=10, **kw: KMeans(k, n_init=n_init, random_state=seed, **kw),
     "minibatch_kmeans": lambda k, seed=0, **kw: MiniBatchKMeans(k, random_state=seed, **kw),
+    "gmm": lambda k, seed=0, n_init=1, **kw: GaussianMixture(
+        k, n_init=n_init, random_state=seed, **kw
+    ),
     "agglomerative": lambda k, seed=0, **kw: AgglomerativeClustering(k, **kw),
     "scan": lambda k, seed=0, **kw: SCAN(k, random_state=seed, **kw),
 }
 
 
-def _build(registry: dict[str, Callable[..., Any]], spec: dict, *args: Any, seed: int) -> Any:
+def build_step(registry: dict[str, Callable[..., Any]], spec: dict, *args: Any, seed: int) -> Any:
     params = dict(spec)
     name = params.pop("name", None)
     if name not in registry:
@@ -107,7 +111,7 @@ class ClusterPipeline(ClusterMixin, BaseEstimator):
         """Run only the reduction steps (fitting them) and return the result."""
         Z = check_array(X, dtype=np.float64)
         for spec in self.reduce:
-            step = _build(REDUCERS, spec, seed=self.seed)
+            step = build_step(REDUCERS, spec, seed=self.seed)
             n_components = getattr(step, "n_components", None)
             if n_components is not None and n_components >= min(Z.shape):
                 step.set_params(n_components=max(1, min(Z.shape) - 1))
@@ -121,7 +125,7 @@ class ClusterPipeline(ClusterMixin, BaseEstimator):
             raise InputError(f"{len(X)} images cannot form {self.n_clusters} clusters")
         self.embedding_ = self.reduce_transform(X)
         method = self.method or {"name": "kmeans"}
-        clusterer = _build(CLUSTERERS, method, self.n_clusters, seed=self.seed)
+        clusterer = build_step(CLUSTERERS, method, self.n_clusters, seed=self.seed)
         self.labels_ = np.asarray(clusterer.fit_predict(self.embedding_), dtype=np.int64)
         return self
 

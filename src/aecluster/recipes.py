@@ -50,6 +50,13 @@ DEFAULTS: dict[str, Any] = {
         "method": {"name": "minibatch_kmeans"},
         "seed": 0,
     },
+    # which saved checkpoint becomes the final one, chosen without labels: "last", or
+    # "stability" (see aecluster.selection), scored after these reduction steps
+    "select": {
+        "checkpoint": "last",
+        "reduce": [{"name": "normalize"}, {"name": "pca", "n_components": 32}],
+        "resamples": 4,
+    },
 }
 
 

@@ -34,6 +34,12 @@ from aecluster.losses import ProjectionHead, RotationHead, nt_xent
 from aecluster.metrics import scores
 from aecluster.models import AutoEncoder, build_model
 from aecluster.predict import embed, reconstruction_errors
+from aecluster.selection import (
+    check_select_config,
+    choose_checkpoint,
+    needs_stability,
+    partition_stability,
+)
 
 CHECKPOINT_RE = re.compile(r"epoch_(\d+)\.pth$")
 
@@ -131,6 +137,12 @@ def checkpoint_metrics(
     model: AutoEncoder, recipe: dict, images: np.ndarray, val: Validation | None
 ) -> dict:
     row = {"recon_mse": float(reconstruction_errors(model, images).mean())}
+    select = recipe["select"]
+    if needs_stability(select):
+        row["stability"] = partition_stability(
+            embed(model, images), recipe["cluster"]["n_clusters"], select["reduce"],
+            select["resamples"], seed=recipe["cluster"]["seed"],
+        )  # fmt: skip
     if val is not None:
         labels = pipeline_from_recipe(recipe["cluster"]).fit_predict(embed(model, val.images))
         row.update({f"val_{k}": v for k, v in scores(val.labels, labels).items()})
@@ -153,6 +165,7 @@ def train(
     """
     cfg = recipe["train"]
     check_cluster_config(recipe["cluster"])
+    check_select_config(recipe["select"])
     budget = budget_minutes if budget_minutes is not None else cfg["budget_minutes"]
     out = Path(out)
     run_dir = Path(run_dir) if run_dir else out.with_name(out.name + ".run")
@@ -241,14 +254,17 @@ def train(
             save(last["epoch"], snapshot, last["loss"])
         raise
 
-    final = epoch_checkpoints(run_dir)
-    if not final:
+    saved = dict(epoch_checkpoints(run_dir))
+    if not saved:
         raise InputError(f"{run_dir}: no epoch finished, nothing to save")
-    state = load_checkpoint(final[-1][1])
+    last_state = load_checkpoint(saved[max(saved)])
+    chosen = choose_checkpoint([r for r in metrics if r["epoch"] in saved], recipe["select"])
+    state = load_checkpoint(saved[chosen])
     summary = {
-        "epochs": state["epoch"],
-        "train_minutes": round(state["train_minutes"], 2),
+        "epochs": last_state["epoch"],
+        "train_minutes": round(last_state["train_minutes"], 2),
         "stopped_by_budget": stopped_by_budget,
+        "selected_epoch": chosen,
         "loss": state["loss"],
     }
     save_checkpoint(out, {"recipe": recipe, "model": state["model"], **summary})
