@@ -14,34 +14,51 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from aecluster.checkpoint import load_model
-from aecluster.cluster import pipeline_from_recipe
 from aecluster.data import load_images, load_labels
 from aecluster.metrics import scores
-from aecluster.predict import embed
+from aecluster.predict import cluster_codes, embed
 from aecluster.recipes import apply_overrides, load_recipe
 from aecluster.training import train
 
 REPO = Path(__file__).resolve().parents[1]
-CONV = "{widths=[16,32,64,128],downsample='stride',upsample='pixelshuffle'"
-VARIANTS: dict[str, list[str]] = {
+# each variant: overrides of the base recipe; a dict under "params" changes only those model
+# parameters, keeping the base recipe's others
+VARIANTS: dict[str, list[str] | dict] = {
     "best recipe (reconstruction + contrastive)": [],
     "- contrastive loss (reconstruction only)": ["loss.contrastive=0.0"],
     "+ rotation loss (beta = 10)": ["loss.rotation=10.0"],
     "rotation instead of contrastive (the reports' best idea)":
         ["loss.contrastive=0.0", "loss.rotation=10.0"],
     "- colour jitter and grayscale in the views": ["views={crop={scale=[0.2,1.0]}}"],
-    "- BatchNorm": [f"model.params={CONV},pool_latent=true,batchnorm=false}}"],
-    "+ residual blocks": [f"model.params={CONV},pool_latent=true,residual=true}}"],
+    "- BatchNorm": {"params": {"batchnorm": False}},
+    "- residual blocks": {"params": {"residual": False}},
     "VAE with a 64-d fully connected bottleneck":
-        [f"model.params={CONV},bottleneck=64,variational=true}}", "loss.kl=0.001"],
+        {"params": {"bottleneck": 64, "variational": True, "pool_latent": False},
+         "sets": ["loss.kl=0.001"]},
     "denoising input (noise std 0.1)": ["augment={noise={std=0.1}}"],
     "SGD with momentum instead of Adam": ["train.optimizer='sgd'", "train.lr=0.05"],
     "MiniBatchKMeans instead of KMeans": ["cluster.method={name='minibatch_kmeans'}"],
     "SCAN head instead of KMeans": ["cluster.method={name='scan'}"],
 }  # fmt: skip
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ",".join(_toml(v) for v in value) + "]"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def variant_overrides(base: dict, variant: list[str] | dict) -> list[str]:
+    if isinstance(variant, list):
+        return variant
+    params = {**base["model"]["params"], **variant.get("params", {})}
+    inline = ",".join(f"{k}={_toml(v)}" for k, v in params.items())
+    return [f"model.params={{{inline}}}", *variant.get("sets", [])]
 
 
 def main() -> None:
@@ -57,7 +74,8 @@ def main() -> None:
     print(f"Each variant: {args.epochs} epochs on `{d}/trainX.npy`, seed 0. "
           f"Command: `python {' '.join(sys.argv)}`\n")  # fmt: skip
     print("| variant | val accuracy | val NMI | minutes |\n|---|---|---|---|")
-    for name, sets in VARIANTS.items():
+    for name, variant in VARIANTS.items():
+        sets = variant_overrides(base, variant)
         recipe = apply_overrides(base, [*sets, f"train.epochs={args.epochs}",
                                         f"train.checkpoint_every={args.epochs}"])  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
@@ -65,8 +83,7 @@ def main() -> None:
             train(train_x, recipe, Path(tmp) / "m.pth", progress=False)
             model, recipe = load_model(Path(tmp) / "m.pth")
             minutes = (time.monotonic() - t0) / 60
-        codes = np.concatenate([embed(model, train_x), embed(model, val_x)])
-        labels = pipeline_from_recipe(recipe["cluster"]).fit_predict(codes)[-len(val_x) :]
+        labels = cluster_codes(embed(model, val_x), recipe, context=embed(model, train_x))
         s = scores(val_y, labels)
         print(f"| {name} | {s['accuracy']:.3f} | {s['nmi']:.3f} | {minutes:.1f} |", flush=True)
 

@@ -22,27 +22,27 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
 from aecluster.checkpoint import load_checkpoint, load_model
-from aecluster.cluster import pipeline_from_recipe
 from aecluster.data import load_images, load_labels
 from aecluster.metrics import scores
-from aecluster.predict import embed
+from aecluster.predict import cluster_codes, embed
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def checkpoint_row(path: Path, train: np.ndarray, val_x, val_y, train_path: Path) -> dict:
     state = load_checkpoint(path)
+    selected = state.get("selected_epoch", state["epochs"])
+    chosen = f" (epoch {selected} chosen)" if selected != state["epochs"] else ""
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.monotonic()
         subprocess.run(["bash", str(REPO / "hw9_best.sh"), str(train_path), str(path),
                         f"{tmp}/pred.csv"], check=True, capture_output=True)  # fmt: skip
         predict_s = time.monotonic() - t0
     model, recipe = load_model(path)
-    codes = np.concatenate([embed(model, train), embed(model, val_x)])
-    labels = pipeline_from_recipe(recipe["cluster"], len(np.unique(val_y))).fit_predict(codes)
+    labels = cluster_codes(embed(model, val_x), recipe, len(np.unique(val_y)), embed(model, train))
     return {"name": f"`{path.name}` ({recipe['name']} recipe)",
-            **scores(val_y, labels[-len(val_x):]),
-            "train": f"{state['train_minutes']:.1f} min, {state['epochs']} epochs",
+            **scores(val_y, labels),
+            "train": f"{state['train_minutes']:.1f} min, {state['epochs']} epochs{chosen}",
             "predict_s": predict_s}  # fmt: skip
 
 

@@ -23,7 +23,7 @@ def report_dir(tmp_path_factory):
     np.save(data / "valX.npy", images[:60])
     np.save(data / "valY.npy", y[:60])
     np.save(data / "visualization.npy", images[np.argsort(y, kind="stable")][:80])
-    recipe = apply_overrides(load_recipe("baseline"), TINY)
+    recipe = apply_overrides(load_recipe("baseline"), [*TINY, 'select.checkpoint="stability"'])
     from aecluster.training import Validation
 
     ckpt = tmp / "tiny.pth"
@@ -36,10 +36,11 @@ def report_dir(tmp_path_factory):
 def test_report_writes_every_figure_and_a_page(report_dir):
     html = (report_dir / "index.html").read_text()
     for png in ["embedding", "reconstructions", "checkpoints", "visualization", "thumbnails",
-                "clusters", "confusion"]:  # fmt: skip
+                "clusters", "confusion", "mistakes"]:  # fmt: skip
         assert (report_dir / f"{png}.png").stat().st_size > 1000
-    assert html.count("data:image/png;base64,") == 7
+    assert html.count("data:image/png;base64,") == 8
     assert "Latent and reduced dimensions" in html and html.count("<tr>") >= 5
+    assert "the checkpoint the recipe chose without labels (rule: stability)" in html
 
 
 def test_missing_files_are_skipped_with_a_note(tmp_path, report_dir):
@@ -70,7 +71,7 @@ def test_page_renders_with_its_images_in_headless_chromium(report_dir, tmp_path)
     url = (report_dir / "index.html").as_uri()
     dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", url], capture_output=True, text=True,
                          timeout=120).stdout  # fmt: skip
-    assert 'data-images-loaded="7/7"' in dom
+    assert 'data-images-loaded="8/8"' in dom
     shot = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1200,2400", url],
                    capture_output=True, timeout=120)  # fmt: skip

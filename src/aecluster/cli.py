@@ -72,19 +72,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         result = scores(load_labels(args.val_y, len(labels)), labels)
     else:
         from aecluster.checkpoint import load_model
-        from aecluster.cluster import pipeline_from_recipe
-        from aecluster.predict import embed, reconstruction_errors
+        from aecluster.predict import cluster_codes, embed, reconstruction_errors
 
         if not (args.checkpoint and args.val_x and args.val_y):
             raise InputError("evaluate needs --checkpoint, --val-x and --val-y (or --predictions)")
         model, recipe = load_model(args.checkpoint)
         images = load_images(args.val_x)
         truth = load_labels(args.val_y, len(images))
-        codes = embed(model, images)
-        if args.data:  # cluster val together with the training images, as hw9_best.sh does
-            codes = np.concatenate([embed(model, load_images(args.data), not args.quiet), codes])
-        pipe = pipeline_from_recipe(recipe["cluster"], args.n_clusters)
-        result = scores(truth, pipe.fit_predict(codes)[-len(images) :])
+        # with --data, val is clustered together with the training images, as hw9_best.sh does
+        context = embed(model, load_images(args.data), not args.quiet) if args.data else None
+        labels = cluster_codes(embed(model, images), recipe, args.n_clusters, context)
+        result = scores(truth, labels)
         result["recon_mse"] = float(reconstruction_errors(model, images).mean())
     print(json.dumps({k: round(v, 4) for k, v in result.items()}))
     return 0

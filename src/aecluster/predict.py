@@ -44,8 +44,19 @@ def reconstruction_errors(
     return np.concatenate(errs)
 
 
-def cluster_codes(codes: np.ndarray, recipe: dict, n_clusters: int | None = None) -> np.ndarray:
-    return pipeline_from_recipe(recipe["cluster"], n_clusters).fit_predict(codes)
+def cluster_codes(
+    codes: np.ndarray,
+    recipe: dict,
+    n_clusters: int | None = None,
+    context: np.ndarray | None = None,
+) -> np.ndarray:
+    """Cluster labels of `codes` by the recipe's reduction and clustering.
+
+    With `context` (e.g. trainX's codes) the pipeline is fitted on both, as `hw9_best.sh` clusters
+    all of trainX, and only the labels of `codes` are returned.
+    """
+    fit_on = codes if context is None else np.concatenate([context, codes])
+    return pipeline_from_recipe(recipe["cluster"], n_clusters).fit_predict(fit_on)[-len(codes) :]
 
 
 def predict(

@@ -24,7 +24,7 @@ from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from aecluster.checkpoint import load_model  # noqa: E402
+from aecluster.checkpoint import load_checkpoint, load_model  # noqa: E402
 from aecluster.cluster import TSNE, ClusterPipeline, pipeline_from_recipe  # noqa: E402
 from aecluster.data import iter_batches, load_images, load_labels, to_uint8_images  # noqa: E402
 from aecluster.errors import InputError  # noqa: E402
@@ -60,6 +60,7 @@ class Model:
     val_labels: np.ndarray | None = None
     val_embedding: np.ndarray | None = None
     val_scores: dict = field(default_factory=dict)
+    selected_epoch: int | None = None  # the checkpoint label-free selection chose
 
 
 @dataclass
@@ -133,6 +134,12 @@ def reconstruction_figure(m: Model, train: np.ndarray, indices, out: Path) -> Se
                    "MSE on the [-1, 1] scale.", _save(fig, out, "reconstructions.png"))  # fmt: skip
 
 
+RIGHT_AXIS = [
+    ("val_accuracy", "val accuracy", "s-b"),
+    ("stability", "cluster stability (no labels)", "^--g"),
+]
+
+
 def checkpoints_figure(m: Model, out: Path) -> Section:
     rows = read_metrics(m.run_dir)
     if len(rows) < 2:
@@ -143,13 +150,20 @@ def checkpoints_figure(m: Model, out: Path) -> Section:
     ax.set(xlabel="epoch", ylabel="reconstruction MSE over trainX")
     ax.yaxis.label.set_color("tab:red")
     note = f"{len(rows)} checkpoints of {m.name}, as its training run recorded them."
-    if "val_accuracy" in rows[0]:
+    right = [(key, label, style) for key, label, style in RIGHT_AXIS if key in rows[0]]
+    if right:
         ax2 = ax.twinx()
-        ax2.plot(epochs, [r["val_accuracy"] for r in rows], "s-", c="tab:blue")
-        ax2.set_ylabel("val accuracy", color="tab:blue")
-    else:
+        for key, label, style in right:
+            ax2.plot(epochs, [r[key] for r in rows], style, label=label)
+        ax2.set_ylabel(" / ".join(label for _, label, _ in right))
+        ax2.legend(loc="lower right")
+    if "val_accuracy" not in rows[0]:
         note += " The run recorded no val accuracy (train with --val-x/--val-y)."
-    ax.set_title("Reconstruction error and val accuracy per checkpoint")
+    if m.selected_epoch is not None and m.recipe["select"]["checkpoint"] != "last":
+        ax.axvline(m.selected_epoch, ls=":", c="k")
+        note += (f" The dotted line marks epoch {m.selected_epoch}, the checkpoint the recipe "
+                 f"chose without labels (rule: {m.recipe['select']['checkpoint']}).")  # fmt: skip
+    ax.set_title("Reconstruction error, cluster stability and val accuracy per checkpoint")
     return Section("Checkpoints", note, _save(fig, out, "checkpoints.png"))
 
 
@@ -212,9 +226,34 @@ def clusters_figure(m: Model, images: np.ndarray, out: Path, per_cluster: int = 
                    _save(fig, out, "clusters.png"))  # fmt: skip
 
 
-def confusion_figure(m: Model, val_y: np.ndarray, out: Path) -> Section:
+def _matched(m: Model, val_y: np.ndarray) -> np.ndarray:
+    """Each val image's cluster, renamed to the class it is matched to (-1: unmatched)."""
     mapping = best_mapping(val_y, m.val_labels)
-    matched = np.array([mapping.get(int(c), -1) for c in m.val_labels])
+    return np.array([mapping.get(int(c), -1) for c in m.val_labels])
+
+
+def mistakes_figure(
+    m: Model, images: np.ndarray, val_y: np.ndarray, out: Path, per_class: int = 12
+) -> Section:
+    matched = _matched(m, val_y)
+    classes = np.unique(val_y)
+    fig, axes = plt.subplots(len(classes), per_class, squeeze=False,
+                             figsize=(1.1 * per_class, 1.2 * len(classes)))  # fmt: skip
+    for r, c in enumerate(classes):
+        wrong = np.flatnonzero((val_y == c) & (matched != c))
+        for j, ax in enumerate(axes[r]):
+            ax.axis("off")
+            if j < len(wrong):
+                ax.imshow(images[wrong[j]])
+        axes[r, 0].set_title(f"class {c}: {len(wrong)} of {np.sum(val_y == c)} in another "
+                             "class's cluster", fontsize=8, loc="left")  # fmt: skip
+    return Section("Mistakes", f"{m.name}: the first validation images of each class that were "
+                   "clustered with another class (the labels are used only to draw this).",
+                   _save(fig, out, "mistakes.png"))  # fmt: skip
+
+
+def confusion_figure(m: Model, val_y: np.ndarray, out: Path) -> Section:
+    matched = _matched(m, val_y)
     classes = np.unique(val_y)
     cm = confusion_matrix(val_y, matched, labels=classes)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -274,7 +313,9 @@ window.addEventListener("load", () => {{
 def _load(path: Path, data: HomeworkData) -> Model:
     model, recipe = load_model(path)
     run = metrics_path(path) if metrics_path(path).exists() else path.with_name(path.name + ".run")
-    m = Model(path.stem, model, recipe, run)
+    m = Model(
+        path.stem, model, recipe, run, selected_epoch=load_checkpoint(path).get("selected_epoch")
+    )
     if data.val_x is not None and data.val_y is not None:
         m.val_codes = embed(model, data.val_x)
         pipe = pipeline_from_recipe(recipe["cluster"], n_clusters=len(np.unique(data.val_y)))
@@ -320,6 +361,8 @@ def build_report(
          else missing("valX.npy")),
         ("confusion", lambda: confusion_figure(main, data.val_y, out) if has_val
          else missing("valY.npy")),
+        ("mistakes", lambda: mistakes_figure(main, data.val_x, data.val_y, out) if has_val
+         else missing("valX.npy / valY.npy")),
     ]  # fmt: skip
     sections = []
     for _, step in tqdm(steps, desc="report"):

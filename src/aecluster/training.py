@@ -26,14 +26,14 @@ from tqdm import tqdm
 
 from aecluster.augment import build_augment, rotate90
 from aecluster.checkpoint import load_checkpoint, save_checkpoint
-from aecluster.cluster import check_cluster_config, pipeline_from_recipe
+from aecluster.cluster import check_cluster_config
 from aecluster.data import to_tensor
 from aecluster.errors import InputError
 from aecluster.files import write_text_atomic
 from aecluster.losses import ProjectionHead, RotationHead, nt_xent
 from aecluster.metrics import scores
 from aecluster.models import AutoEncoder, build_model
-from aecluster.predict import embed, reconstruction_errors
+from aecluster.predict import cluster_codes, embed, reconstruction_errors
 from aecluster.selection import (
     check_select_config,
     choose_checkpoint,
@@ -144,7 +144,7 @@ def checkpoint_metrics(
             select["resamples"], seed=recipe["cluster"]["seed"],
         )  # fmt: skip
     if val is not None:
-        labels = pipeline_from_recipe(recipe["cluster"]).fit_predict(embed(model, val.images))
+        labels = cluster_codes(embed(model, val.images), recipe)
         row.update({f"val_{k}": v for k, v in scores(val.labels, labels).items()})
     model.train()
     return row
