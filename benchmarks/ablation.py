@@ -22,10 +22,11 @@ from aecluster.recipes import apply_overrides, load_recipe
 from aecluster.training import train
 
 REPO = Path(__file__).resolve().parents[1]
+PCA32 = "cluster.reduce=[{name='normalize'},{name='pca',n_components=32}]"
 # each variant: overrides of the base recipe; a dict under "params" changes only those model
 # parameters, keeping the base recipe's others
 VARIANTS: dict[str, list[str] | dict] = {
-    "best recipe (reconstruction + contrastive)": [],
+    "best recipe (reconstruction + contrastive, SCAN)": [],
     "- contrastive loss (reconstruction only)": ["loss.contrastive=0.0"],
     "+ rotation loss (beta = 10)": ["loss.rotation=10.0"],
     "rotation instead of contrastive (the reports' best idea)":
@@ -38,8 +39,10 @@ VARIANTS: dict[str, list[str] | dict] = {
          "sets": ["loss.kl=0.001"]},
     "denoising input (noise std 0.1)": ["augment={noise={std=0.1}}"],
     "SGD with momentum instead of Adam": ["train.optimizer='sgd'", "train.lr=0.05"],
-    "MiniBatchKMeans instead of KMeans": ["cluster.method={name='minibatch_kmeans'}"],
-    "SCAN head instead of KMeans": ["cluster.method={name='scan'}"],
+    "SCAN without self-labelling": ["cluster.method={name='scan',self_label_epochs=0}"],
+    "KMeans on normalised PCA(32) codes instead of SCAN": [PCA32, "cluster.method={name='kmeans'}"],
+    "MiniBatchKMeans on the same instead of SCAN":
+        [PCA32, "cluster.method={name='minibatch_kmeans'}"],
 }  # fmt: skip
 
 

@@ -224,6 +224,16 @@ CASES = [
     Case("--set with a bad value", train("train.epochs=three"), "not valid TOML"),
     Case("unknown reduction step", train(*TINY, 'cluster.reduce=[{name="lda"}]'), "unknown step"),
     Case(
+        "prediction --set of a training setting",
+        predict(images, extra=("--set", "train.epochs=3")),
+        "takes only cluster.* settings",
+    ),
+    Case(
+        "prediction --set of an unknown clustering method",
+        predict(images, extra=("--set", "cluster.method={name='dbscan'}")),
+        "unknown step 'dbscan'",
+    ),
+    Case(
         "unknown checkpoint selection rule",
         train(*TINY, 'select.checkpoint="val"'),
         "select.checkpoint must be one of",

@@ -1,5 +1,6 @@
 """The CLI and the four homework scripts, end to end on generated data with tiny settings."""
 
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,11 @@ def test_cli_train_predict_evaluate(tmp_path, images_file, capsys):
     assert main(["evaluate", "--checkpoint", str(ckpt), "--val-x", str(images_file),
                  "--val-y", str(labels)]) == 0  # fmt: skip
     assert "recon_mse" in capsys.readouterr().out
+    # the clustering of a trained checkpoint can be changed without retraining
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--val-x", str(images_file),
+                 "--val-y", str(labels), "--set", "cluster.reduce=[]",
+                 "--set", "cluster.method={name='gmm'}"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["accuracy"] > 0.9
 
 
 def test_errors_are_one_line_exit_2_and_write_nothing(tmp_path, images_file, capsys):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from aecluster.cluster import ClusterPipeline
+from aecluster.cluster import ClusterPipeline, pipeline_from_recipe
 from aecluster.errors import InputError
 from aecluster.metrics import cluster_accuracy, scores
 
@@ -67,3 +67,13 @@ def test_scan_head_separates_neighbourhoods_and_picks_a_head_without_labels():
 
     same = torch.tensor([[5.0, -5.0], [-5.0, 5.0]])
     assert scan_loss(same, same, 1.0) < scan_loss(same, same.flip(0), 1.0)
+
+
+def test_a_recipe_passes_parameters_to_its_clustering_method():
+    from aecluster.recipes import apply_overrides, load_recipe
+
+    recipe = apply_overrides(load_recipe("best"), ["cluster.method={name='gmm',n_init=2}"])
+    pipe = pipeline_from_recipe(recipe["cluster"])
+    assert pipe.method == {"name": "gmm", "n_init": 2}
+    X, y = make_blobs(200, centers=2, n_features=40, random_state=0)
+    assert cluster_accuracy(y, pipe.fit_predict(X)) == 1.0

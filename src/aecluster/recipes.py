@@ -60,6 +60,11 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# tables whose keys depend on a name they hold (model, transform, clustering method): a recipe
+# gives them whole instead of merging them with the defaults
+REPLACED_WHOLE = ("params", "augment", "views", "method")
+
+
 def builtin_recipes() -> list[str]:
     return sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
 
@@ -69,7 +74,7 @@ def _merge(base: dict, update: dict, where: str) -> dict:
     for key, value in update.items():
         if key not in base:
             raise InputError(f"{where}: unknown key {key!r}; known: {', '.join(base)}")
-        replace_whole = not isinstance(base[key], dict) or key in ("params", "augment", "views")
+        replace_whole = not isinstance(base[key], dict) or key in REPLACED_WHOLE
         out[key] = value if replace_whole else _merge(base[key], value, f"{where}.{key}")
     return out
 

@@ -36,7 +36,7 @@ class SCAN(ClusterMixin, BaseEstimator):
         n_clusters: int = 2,
         n_neighbors: int = 20,
         entropy_weight: float = 5.0,
-        n_heads: int = 5,
+        n_heads: int = 20,
         epochs: int = 40,
         self_label_epochs: int = 20,
         threshold: float = 0.95,
@@ -81,9 +81,10 @@ class SCAN(ClusterMixin, BaseEstimator):
                 opt.zero_grad()
                 losses.sum().backward()
                 opt.step()
-        with torch.no_grad():
-            pick = neighbors[:, 0]
-            final = torch.stack([scan_loss(h(x), h(x[pick]), self.entropy_weight) for h in heads])
+        with torch.no_grad():  # each head's loss over every (point, neighbour) pair
+            anchors, pairs = x.repeat_interleave(k, 0), x[neighbors.flatten()]
+            final = torch.stack([scan_loss(h(anchors), h(pairs), self.entropy_weight)
+                                 for h in heads])  # fmt: skip
         self.head_losses_ = final.numpy()
         head = heads[int(final.argmin())]
 
@@ -92,11 +93,12 @@ class SCAN(ClusterMixin, BaseEstimator):
             with torch.no_grad():
                 prob = head(x).softmax(1)
             confident = (prob.max(1).values > self.threshold).nonzero().flatten()
-            if len(confident) < self.n_clusters:
-                break
             targets = prob.argmax(1)
-            # weight classes inversely to their size among the confident, as SCAN does
             counts = torch.bincount(targets[confident], minlength=self.n_clusters).float()
+            if counts.min() == 0:
+                # a cluster without confident members would be trained away: stop instead
+                break
+            # weight classes inversely to their size among the confident, as SCAN does
             weight = (counts.sum() / counts.clamp_min(1)) / self.n_clusters
             for idx in confident[torch.randperm(len(confident), generator=g)].split(
                 self.batch_size
