@@ -69,6 +69,8 @@ def main() -> None:
     p.add_argument("--data-dir", type=Path, default=REPO.parent / "shared/data/hw9like")
     p.add_argument("--recipe", default="best")
     p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--skip", type=int, default=0, help="start after this many variants "
+                   "(to finish an interrupted run)")  # fmt: skip
     args = p.parse_args()
     d = args.data_dir
     train_x, val_x = load_images(d / "trainX.npy"), load_images(d / "valX.npy")
@@ -77,7 +79,7 @@ def main() -> None:
     print(f"Each variant: {args.epochs} epochs on `{d}/trainX.npy`, seed 0. "
           f"Command: `python {' '.join(sys.argv)}`\n")  # fmt: skip
     print("| variant | val accuracy | val NMI | minutes |\n|---|---|---|---|")
-    for name, variant in VARIANTS.items():
+    for name, variant in list(VARIANTS.items())[args.skip :]:
         sets = variant_overrides(base, variant)
         recipe = apply_overrides(base, [*sets, f"train.epochs={args.epochs}",
                                         f"train.checkpoint_every={args.epochs}"])  # fmt: skip

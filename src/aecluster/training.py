@@ -213,6 +213,7 @@ def train(
     objective.train()
     try:
         for epoch in range(start_epoch, epochs):
+            epoch_began = minutes()
             seed_everything(cfg["seed"] * 100_003 + epoch)
             g = torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch)
             order = torch.randperm(n, generator=g)
@@ -234,8 +235,10 @@ def train(
                 "objective": copy.deepcopy(objective.state_dict()),
                 "optimizer": copy.deepcopy(optimizer.state_dict()),
             }
-            per_epoch = minutes() / (epoch + 1)
-            stopped_by_budget = bool(budget) and minutes() + per_epoch > budget
+            # the next epoch (and its checkpoint) may be slower than the average when the CPU is
+            # shared: assume the slower of the average and this epoch, with 20% to spare
+            next_epoch = 1.2 * max(minutes() / (epoch + 1), minutes() - epoch_began)
+            stopped_by_budget = bool(budget) and minutes() + next_epoch > budget
             if (
                 (epoch + 1) % cfg["checkpoint_every"] == 0
                 or epoch + 1 == epochs
