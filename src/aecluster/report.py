@@ -318,9 +318,16 @@ def _load(path: Path, data: HomeworkData) -> Model:
     )
     if data.val_x is not None and data.val_y is not None:
         m.val_codes = embed(model, data.val_x)
+        # val is clustered together with trainX when there is one, as hw9_best.sh clusters
+        # trainX: neighbour-based clustering (SCAN) needs more than a few hundred points
+        codes = (
+            m.val_codes
+            if data.train is None
+            else np.concatenate([embed(model, data.train), m.val_codes])
+        )
         pipe = pipeline_from_recipe(recipe["cluster"], n_clusters=len(np.unique(data.val_y)))
-        m.val_labels = pipe.fit_predict(m.val_codes)
-        m.val_embedding = pipe.embedding_
+        m.val_labels = pipe.fit_predict(codes)[-len(m.val_codes) :]
+        m.val_embedding = pipe.embedding_[-len(m.val_codes) :]
         m.val_scores = scores(data.val_y, m.val_labels)
     return m
 
