@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from aecluster.cluster import pipeline_from_recipe
+from aecluster.cluster import ClusterPipeline, pipeline_from_recipe
 from aecluster.data import iter_batches
 from aecluster.errors import InputError
 from aecluster.files import atomic_path, check_output_path
@@ -44,19 +44,29 @@ def reconstruction_errors(
     return np.concatenate(errs)
 
 
+def fit_cluster_pipeline(
+    codes: np.ndarray,
+    recipe: dict,
+    n_clusters: int | None = None,
+    context: np.ndarray | None = None,
+) -> ClusterPipeline:
+    """The recipe's reduction and clustering, fitted on `codes`.
+
+    With `context` (e.g. trainX's codes) it is fitted on context and codes together, as
+    `hw9_best.sh` clusters all of trainX; `labels_` and `embedding_` then end with the codes' rows.
+    """
+    fit_on = codes if context is None else np.concatenate([context, codes])
+    return pipeline_from_recipe(recipe["cluster"], n_clusters).fit(fit_on)
+
+
 def cluster_codes(
     codes: np.ndarray,
     recipe: dict,
     n_clusters: int | None = None,
     context: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Cluster labels of `codes` by the recipe's reduction and clustering.
-
-    With `context` (e.g. trainX's codes) the pipeline is fitted on both, as `hw9_best.sh` clusters
-    all of trainX, and only the labels of `codes` are returned.
-    """
-    fit_on = codes if context is None else np.concatenate([context, codes])
-    return pipeline_from_recipe(recipe["cluster"], n_clusters).fit_predict(fit_on)[-len(codes) :]
+    """Cluster labels of `codes` (see fit_cluster_pipeline for `context`)."""
+    return fit_cluster_pipeline(codes, recipe, n_clusters, context).labels_[-len(codes) :]
 
 
 def predict(

@@ -25,13 +25,13 @@ from sklearn.metrics import confusion_matrix  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from aecluster.checkpoint import load_checkpoint, load_model  # noqa: E402
-from aecluster.cluster import TSNE, ClusterPipeline, pipeline_from_recipe  # noqa: E402
+from aecluster.cluster import TSNE, ClusterPipeline  # noqa: E402
 from aecluster.data import iter_batches, load_images, load_labels, to_uint8_images  # noqa: E402
 from aecluster.errors import InputError  # noqa: E402
 from aecluster.files import write_text_atomic  # noqa: E402
 from aecluster.metrics import best_mapping, scores  # noqa: E402
 from aecluster.models import AutoEncoder  # noqa: E402
-from aecluster.predict import embed  # noqa: E402
+from aecluster.predict import embed, fit_cluster_pipeline  # noqa: E402
 from aecluster.training import metrics_path, read_metrics  # noqa: E402
 
 RECON_INDICES = (1, 2, 3, 6, 7, 9)
@@ -320,13 +320,9 @@ def _load(path: Path, data: HomeworkData) -> Model:
         m.val_codes = embed(model, data.val_x)
         # val is clustered together with trainX when there is one, as hw9_best.sh clusters
         # trainX: neighbour-based clustering (SCAN) needs more than a few hundred points
-        codes = (
-            m.val_codes
-            if data.train is None
-            else np.concatenate([embed(model, data.train), m.val_codes])
-        )
-        pipe = pipeline_from_recipe(recipe["cluster"], n_clusters=len(np.unique(data.val_y)))
-        m.val_labels = pipe.fit_predict(codes)[-len(m.val_codes) :]
+        context = None if data.train is None else embed(model, data.train)
+        pipe = fit_cluster_pipeline(m.val_codes, recipe, len(np.unique(data.val_y)), context)
+        m.val_labels = pipe.labels_[-len(m.val_codes) :]
         m.val_embedding = pipe.embedding_[-len(m.val_codes) :]
         m.val_scores = scores(data.val_y, m.val_labels)
     return m
