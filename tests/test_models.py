@@ -32,6 +32,7 @@ def test_baseline_is_the_course_architecture():
     [
         {},
         {"residual": True, "downsample": "stride", "upsample": "pixelshuffle"},
+        {"residual": True, "decoder_residual": False, "downsample": "stride"},
         {"widths": [8, 16, 32], "bottleneck": 16},
         {"widths": [8, 16], "bottleneck": 4, "variational": True},
         {"widths": [8, 16, 32], "pool_latent": True, "batchnorm": False},
@@ -57,3 +58,15 @@ def test_registry_and_clear_errors():
     with pytest.raises(InputError, match="bottleneck"):
         build_model("conv", variational=True)
     assert count_parameters(build_model("baseline")) == 1_909_251
+
+
+def test_decoder_residual_switches_off_only_the_decoder_blocks():
+    def blocks(part):
+        return sum(type(m).__name__ == "ResBlock" for m in part.modules())
+
+    both = build_model("conv", widths=[8, 16, 32], residual=True, downsample="stride")
+    encoder_only = build_model(
+        "conv", widths=[8, 16, 32], residual=True, decoder_residual=False, downsample="stride"
+    )
+    assert blocks(both.encoder) == blocks(encoder_only.encoder) == 2
+    assert blocks(both.decoder) == 2 and blocks(encoder_only.decoder) == 0

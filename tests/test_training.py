@@ -6,10 +6,19 @@ import torch
 from conftest import two_kinds
 
 from aecluster.checkpoint import load_checkpoint, load_model
+from aecluster.models import build_model
 from aecluster.errors import InputError
+from aecluster.metrics import scores
 from aecluster.predict import predict
 from aecluster.recipes import apply_overrides
-from aecluster.training import Validation, epoch_checkpoints, read_metrics, train
+from aecluster.training import (
+    LR_SCHEDULES,
+    Objective,
+    Validation,
+    epoch_checkpoints,
+    read_metrics,
+    train,
+)
 
 
 def _weights(path):
@@ -80,6 +89,7 @@ def test_resume_refuses_another_recipe(tmp_path, tiny_recipe):
         ["model.params={widths=[8, 16], bottleneck=4, variational=true}", "loss.kl=0.01"],
         ['train.optimizer="sgd"', "train.lr=0.01"],
         ["train.channels_last=true"],
+        ['train.lr_schedule="cosine"'],
     ],
 )
 def test_each_objective_option_trains(tmp_path, tiny_recipe, extra):
@@ -96,3 +106,73 @@ def test_a_finished_run_can_be_extended_with_more_epochs(tmp_path, tiny_recipe):
     summary = train(images, longer, tmp_path / "m.pth", progress=False)
     assert summary["epochs"] == 3
     assert [r["epoch"] for r in read_metrics(tmp_path / "m.metrics.jsonl")] == [1, 2, 3]
+
+
+def test_cosine_schedule_decays_from_lr_towards_zero(tmp_path, tiny_recipe):
+    cosine = LR_SCHEDULES["cosine"]
+    factors = [cosine(e, 4) for e in range(4)]
+    assert factors[0] == 1.0 and factors == sorted(factors, reverse=True) and factors[-1] > 0
+    assert factors[2] == pytest.approx(0.5)
+    images, _ = two_kinds(64)
+    recipe = apply_overrides(tiny_recipe, ['train.lr_schedule="cosine"', "train.epochs=2"])
+    train(images, recipe, tmp_path / "m.pth", progress=False)
+    last = load_checkpoint(tmp_path / "m.pth.run" / "epoch_0002.pth")
+    assert last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(3e-3 * cosine(1, 2))
+    with pytest.raises(InputError, match="lr_schedule"):
+        train(images, apply_overrides(recipe, ['train.lr_schedule="step"']), tmp_path / "x.pth",
+              progress=False)  # fmt: skip
+
+
+def test_contrastive_objective_reconstructs_its_first_view(tiny_recipe):
+    recipe = apply_overrides(tiny_recipe, ["loss.contrastive=1.0"])
+    objective = Objective(build_model("conv", widths=[8, 16], bottleneck=8), recipe)
+    x = torch.rand(8, 3, 32, 32) * 2 - 1
+    terms = objective(x, torch.Generator().manual_seed(0))
+    view = objective.views(x, torch.Generator().manual_seed(0))
+    recon = objective.model(view).recon
+    assert terms["reconstruction"].item() == pytest.approx(((recon - view) ** 2).mean().item())
+    assert {"reconstruction", "contrastive", "loss"} == set(terms)
+
+
+FINETUNE = [
+    "cluster.reduce=[]",
+    "cluster.method={name='scan',n_heads=2,epochs=5,self_label_epochs=2,n_neighbors=5}",
+    "finetune.epochs=2",
+    "finetune.lr=1e-3",
+]
+
+
+def test_finetune_stores_a_trained_head_that_clusters_new_images(tmp_path, tiny_recipe):
+    images, y = two_kinds(128)
+    recipe = apply_overrides(tiny_recipe, FINETUNE)
+    train(images[:96], recipe, tmp_path / "a.pth", progress=False)
+    model, saved = load_model(tmp_path / "a.pth")
+    head = saved["cluster"]["method"]
+    assert head["name"] == "head" and np.shape(head["weight"]) == (2, model.latent_dim)
+    assert saved["train"] == recipe["train"]
+    labels = predict(model, saved, images[96:])  # images it never saw
+    assert scores(y[96:], labels)["accuracy"] >= 0.9
+    # fine-tuning changed the encoder: the weights differ from the last epoch's
+    last = load_checkpoint(tmp_path / "a.pth.run" / "epoch_0002.pth")["model"]
+    assert not all(torch.equal(last[k], model.state_dict()[k]) for k in last)
+    train(images[:96], recipe, tmp_path / "b.pth", progress=False)
+    assert load_checkpoint(tmp_path / "b.pth")["recipe"] == saved
+    a, b = _weights(tmp_path / "a.pth"), _weights(tmp_path / "b.pth")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_trained_head_refuses_what_it_cannot_do(tmp_path, tiny_recipe):
+    images, _ = two_kinds(64)
+    recipe = apply_overrides(tiny_recipe, FINETUNE)
+    train(images, recipe, tmp_path / "m.pth", progress=False)
+    model, saved = load_model(tmp_path / "m.pth")
+    with pytest.raises(InputError, match="makes 2 clusters, not 3"):
+        predict(model, saved, images, n_clusters=3)
+    reduced = apply_overrides(saved, ["cluster.reduce=[{name='pca',n_components=4}]"])
+    with pytest.raises(InputError, match="cluster.reduce"):
+        predict(model, reduced, images)
+    other = apply_overrides(saved, ["cluster.method={name='kmeans'}"])
+    assert set(predict(model, other, images)) <= {0, 1}
+    with pytest.raises(InputError, match="finetune needs"):
+        train(images, apply_overrides(tiny_recipe, ["finetune.epochs=1"]), tmp_path / "x.pth",
+              progress=False)  # fmt: skip

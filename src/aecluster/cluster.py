@@ -19,7 +19,7 @@ from sklearn.preprocessing import Normalizer, StandardScaler
 from sklearn.utils.validation import check_array
 
 from aecluster.errors import InputError
-from aecluster.scan import SCAN
+from aecluster.scan import SCAN, ClusterHead
 
 
 class TSNE(TransformerMixin, BaseEstimator):
@@ -74,6 +74,7 @@ CLUSTERERS: dict[str, Callable[..., Any]] = {
     ),
     "agglomerative": lambda k, seed=0, **kw: AgglomerativeClustering(k, **kw),
     "scan": lambda k, seed=0, **kw: SCAN(k, random_state=seed, **kw),
+    "head": lambda k, seed=0, **kw: ClusterHead(k, **kw),
 }
 
 

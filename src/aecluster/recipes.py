@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
         "batch_size": 64,
         "optimizer": "adam",
         "lr": 1e-5,
+        "lr_schedule": "constant",  # or "cosine": decay to 0 over the epochs
         "weight_decay": 1e-5,
         "momentum": 0.9,
         "checkpoint_every": 10,
@@ -50,6 +51,11 @@ DEFAULTS: dict[str, Any] = {
         "method": {"name": "minibatch_kmeans"},
         "seed": 0,
     },
+    # SCAN's second step, after the autoencoder epochs: fit the recipe's `scan` clustering on the
+    # chosen checkpoint's codes, then train encoder, decoder and the chosen head together for
+    # these epochs (neighbour consistency on augmented views + reconstruction); the head
+    # becomes the checkpoint's clustering method
+    "finetune": {"epochs": 0, "lr": 1e-4, "weight_decay": 1e-4},
     # which saved checkpoint becomes the final one, chosen without labels: "last", or
     # "stability" (see aecluster.selection), scored after these reduction steps
     "select": {
@@ -103,8 +109,12 @@ def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
     return complete(recipe, where="--set")
 
 
-def load_recipe(name_or_path: str | os.PathLike) -> dict:
-    """A built-in recipe by name (`baseline`, `improved`, `best`, ...) or a TOML file by path."""
+def load_recipe(name_or_path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict:
+    """A built-in recipe by name (`baseline`, `improved`, `best`, ...) or a TOML file by path.
+
+    A recipe may start from another: `base = "best"` (a built-in name, or a path relative to the
+    file) takes that recipe and changes only what this file states.
+    """
     path = Path(name_or_path)
     if not path.suffix:
         path = RECIPES_DIR / f"{name_or_path}.toml"
@@ -118,6 +128,13 @@ def load_recipe(name_or_path: str | os.PathLike) -> dict:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: not a valid TOML recipe ({e})") from None
-    recipe = complete(data, where=str(path))
+    base = data.pop("base", None)
+    if base is None:
+        recipe = complete(data, where=str(path))
+    else:
+        if path.resolve() in _seen:
+            raise InputError(f"{path}: recipes name each other as base in a cycle")
+        base_path = base if not Path(base).suffix else path.parent / base
+        recipe = _merge(load_recipe(base_path, (*_seen, path.resolve())), data, str(path))
     recipe["name"] = path.stem
     return recipe

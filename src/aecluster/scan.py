@@ -18,6 +18,13 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_array
 from torch import nn
 
+from aecluster.errors import InputError
+
+
+def scan_features(codes: torch.Tensor, mean: np.ndarray, scale: np.ndarray) -> torch.Tensor:
+    """Standardised, then L2-normalised codes: what the heads see and neighbours are mined in."""
+    return F.normalize((codes - torch.from_numpy(mean)) / torch.from_numpy(scale), dim=1)
+
 
 def scan_loss(
     anchor_logits: torch.Tensor, neighbor_logits: torch.Tensor, entropy_weight: float
@@ -59,16 +66,18 @@ class SCAN(ClusterMixin, BaseEstimator):
 
     def _features(self, X: np.ndarray) -> torch.Tensor:
         X = check_array(X, dtype=np.float32)
-        X = (X - X.mean(0)) / (X.std(0) + 1e-6)
-        return F.normalize(torch.from_numpy(X), dim=1)
+        return scan_features(torch.from_numpy(X), self.mean_, self.scale_)
 
     def fit(self, X: np.ndarray, y: Any = None) -> SCAN:
         g = torch.Generator().manual_seed(self.random_state)
         torch.manual_seed(self.random_state)
+        X = check_array(X, dtype=np.float32)
+        self.mean_, self.scale_ = X.mean(0), X.std(0) + 1e-6
         x = self._features(X)
         n, k = len(x), min(self.n_neighbors, len(X) - 1)
         neighbors = NearestNeighbors(n_neighbors=k + 1).fit(x.numpy()).kneighbors(x.numpy())[1]
         neighbors = torch.from_numpy(neighbors[:, 1:])
+        self.neighbors_ = neighbors
         heads = nn.ModuleList(nn.Linear(x.shape[1], self.n_clusters) for _ in range(self.n_heads))
         opt = torch.optim.Adam(heads.parameters(), lr=self.lr)
         noisy = lambda t: t + self.noise * torch.randn(t.shape, generator=g)  # noqa: E731
@@ -109,6 +118,69 @@ class SCAN(ClusterMixin, BaseEstimator):
                 opt.step()
         with torch.no_grad():
             prob = head(x).softmax(1)
+        self.head_ = head
         self.probabilities_ = prob.numpy()
         self.labels_ = prob.argmax(1).numpy().astype(np.int64)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self.head_(self._features(X)).softmax(1).numpy()
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.predict_proba(X).argmax(1).astype(np.int64)
+
+
+class ClusterHead(ClusterMixin, BaseEstimator):
+    """A trained SCAN head kept in a checkpoint: softmax(weight @ scan_features(codes) + bias).
+
+    Training with a `finetune` phase stores it as the recipe's clustering method; `fit` trains
+    nothing, it only checks the codes and labels them.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int,
+        mean: list[float],
+        scale: list[float],
+        weight: list[list[float]],
+        bias: list[float],
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.mean = mean
+        self.scale = scale
+        self.weight = weight
+        self.bias = bias
+
+    @classmethod
+    def from_scan(cls, scan: SCAN) -> ClusterHead:
+        return cls(
+            scan.n_clusters, scan.mean_.tolist(), scan.scale_.tolist(),
+            scan.head_.weight.tolist(), scan.head_.bias.tolist(),
+        )  # fmt: skip
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        X = check_array(X, dtype=np.float32)
+        weight = np.asarray(self.weight, dtype=np.float32)
+        if len(weight) != self.n_clusters:
+            raise InputError(
+                f"this checkpoint's clustering head makes {len(weight)} clusters, not "
+                f"{self.n_clusters}; cluster another way, e.g. --set \"cluster.method={{name='scan'}}\""
+            )
+        if X.shape[1] != weight.shape[1]:
+            raise InputError(
+                f"the clustering head takes {weight.shape[1]}-d latent codes, got {X.shape[1]}-d "
+                "ones; it needs cluster.reduce = []"
+            )
+        mean, scale = (np.asarray(v, dtype=np.float32) for v in (self.mean, self.scale))
+        with torch.no_grad():
+            x = scan_features(torch.from_numpy(X), mean, scale)
+            logits = x @ torch.from_numpy(weight).T + torch.tensor(self.bias)
+        return logits.softmax(1).numpy()
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.predict_proba(X).argmax(1).astype(np.int64)
+
+    def fit(self, X: np.ndarray, y: Any = None) -> ClusterHead:
+        self.labels_ = self.predict(X)
         return self

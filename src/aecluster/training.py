@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import random
 import re
@@ -26,7 +27,7 @@ from tqdm import tqdm
 
 from aecluster.augment import build_augment, rotate90
 from aecluster.checkpoint import load_checkpoint, save_checkpoint
-from aecluster.cluster import check_cluster_config
+from aecluster.cluster import CLUSTERERS, build_step, check_cluster_config
 from aecluster.data import to_tensor
 from aecluster.errors import InputError
 from aecluster.files import write_text_atomic
@@ -34,6 +35,7 @@ from aecluster.losses import ProjectionHead, RotationHead, nt_xent
 from aecluster.metrics import scores
 from aecluster.models import AutoEncoder, build_model
 from aecluster.predict import cluster_codes, embed, reconstruction_errors
+from aecluster.scan import ClusterHead, scan_features, scan_loss
 from aecluster.selection import (
     check_select_config,
     choose_checkpoint,
@@ -64,10 +66,13 @@ class Objective(nn.Module):
 
     def forward(self, x: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor]:
         w = self.weights
-        inputs = self.augment(x, g) if self.augment else x
+        # with a contrastive loss the autoencoder reconstructs the first view, so that one
+        # encoder pass serves both losses (the encoder is a third of the step's time)
+        target = self.views(x, g) if self.projection is not None else x
+        inputs = self.augment(target, g) if self.augment else target
         out = self.model(inputs)
         # a denoising/augmenting autoencoder still reconstructs the clean image
-        terms = {"reconstruction": F.mse_loss(out.recon, x)}
+        terms = {"reconstruction": F.mse_loss(out.recon, target)}
         if w["kl"]:
             terms["kl"] = out.kl
         if self.rotation_head is not None:
@@ -75,10 +80,9 @@ class Objective(nn.Module):
             logits = self.rotation_head(self.model.encode(rotate90(x, k)))
             terms["rotation"] = F.cross_entropy(logits, k)
         if self.projection is not None:
-            z1 = self.model.encode(self.views(x, g))
             z2 = self.model.encode(self.views(x, g))
             terms["contrastive"] = nt_xent(
-                self.projection(z1), self.projection(z2), w["temperature"]
+                self.projection(out.latent), self.projection(z2), w["temperature"]
             )
         terms["loss"] = sum(w[name] * value for name, value in terms.items())
         return terms
@@ -92,10 +96,21 @@ OPTIMIZERS = {
 }
 
 
+# learning-rate factor for epoch e (0-based) of E, set at the start of each epoch
+LR_SCHEDULES = {
+    "constant": lambda e, E: 1.0,
+    "cosine": lambda e, E: 0.5 * (1 + math.cos(math.pi * e / E)),
+}
+
+
 def build_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
     if cfg["optimizer"] not in OPTIMIZERS:
         raise InputError(
             f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {cfg['optimizer']!r}"
+        )
+    if cfg["lr_schedule"] not in LR_SCHEDULES:
+        raise InputError(
+            f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {cfg['lr_schedule']!r}"
         )
     return OPTIMIZERS[cfg["optimizer"]](params, cfg)
 
@@ -121,10 +136,11 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
 
 
 def _comparable(recipe: dict) -> dict:
-    """The recipe minus what a resumed run may change: its length and checkpoint spacing."""
+    """The recipe minus what a resumed run may change: its length, checkpoint spacing and
+    fine-tuning (which runs after the last checkpoint)."""
     train = {k: v for k, v in recipe["train"].items()
              if k not in ("epochs", "budget_minutes", "checkpoint_every")}  # fmt: skip
-    return {**recipe, "train": train}
+    return {**recipe, "train": train, "finetune": None}
 
 
 @dataclass
@@ -133,18 +149,67 @@ class Validation:
     labels: np.ndarray
 
 
+def check_finetune_config(recipe: dict) -> None:
+    if recipe["finetune"]["epochs"] and recipe["cluster"]["method"].get("name") != "scan":
+        raise InputError("finetune needs cluster.method = {name = 'scan'} to start from")
+
+
+def scan_finetune(
+    model: AutoEncoder, data: torch.Tensor, recipe: dict, layout: torch.memory_format,
+    progress: bool = True,
+) -> dict:  # fmt: skip
+    """SCAN's fine-tuning step; returns the trained head as a `cluster.method` spec.
+
+    The recipe's SCAN clustering of the codes picks the head and the neighbours; then encoder,
+    decoder and head are trained so that augmented views of an image and of one of its
+    neighbours get the same cluster (SCAN loss), while the autoencoder reconstructs the view.
+    """
+    cfg, cluster = recipe["finetune"], recipe["cluster"]
+    scan = build_step(CLUSTERERS, cluster["method"], cluster["n_clusters"], seed=cluster["seed"])
+    scan.fit(embed(model, data.numpy()))
+    model.train()
+    head, neighbors = scan.head_, scan.neighbors_
+    features = lambda z: scan_features(z, scan.mean_, scan.scale_)  # noqa: E731
+    views = build_augment(recipe["views"])
+    optimizer = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=cfg["lr"],
+                                 weight_decay=cfg["weight_decay"])  # fmt: skip
+    n, k, bs = len(data), neighbors.shape[1], recipe["train"]["batch_size"]
+    seed = recipe["train"]["seed"] * 100_003 + recipe["train"]["epochs"]
+    for epoch in tqdm(range(cfg["epochs"]), desc="SCAN fine-tuning", disable=not progress):
+        seed_everything(seed + epoch)
+        g = torch.Generator().manual_seed(seed + epoch)
+        for idx in torch.randperm(n, generator=g).split(bs):
+            if len(idx) < 2:
+                continue
+            pick = neighbors[idx, torch.randint(0, k, (len(idx),), generator=g)]
+            anchors = views(to_tensor(data[idx].numpy()), g).contiguous(memory_format=layout)
+            others = views(to_tensor(data[pick].numpy()), g).contiguous(memory_format=layout)
+            out = model(anchors)
+            loss = scan_loss(
+                head(features(out.latent)), head(features(model.encode(others))),
+                scan.entropy_weight,
+            ) + recipe["loss"]["reconstruction"] * F.mse_loss(out.recon, anchors)  # fmt: skip
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    params = ClusterHead.from_scan(scan).get_params()
+    return {"name": "head", **{k: v for k, v in params.items() if k != "n_clusters"}}
+
+
 def checkpoint_metrics(
     model: AutoEncoder, recipe: dict, images: np.ndarray, val: Validation | None
 ) -> dict:
     row = {"recon_mse": float(reconstruction_errors(model, images).mean())}
     select = recipe["select"]
+    codes = embed(model, images) if needs_stability(select) or val is not None else None
     if needs_stability(select):
         row["stability"] = partition_stability(
-            embed(model, images), recipe["cluster"]["n_clusters"], select["reduce"],
-            select["resamples"], seed=recipe["cluster"]["seed"],
+            codes, recipe["cluster"]["n_clusters"], select["reduce"], select["resamples"],
+            seed=recipe["cluster"]["seed"],
         )  # fmt: skip
     if val is not None:
-        labels = cluster_codes(embed(model, val.images), recipe)
+        # clustered together with the training images, as hw9_best.sh clusters them
+        labels = cluster_codes(embed(model, val.images), recipe, context=codes)
         row.update({f"val_{k}": v for k, v in scores(val.labels, labels).items()})
     model.train()
     return row
@@ -166,6 +231,7 @@ def train(
     cfg = recipe["train"]
     check_cluster_config(recipe["cluster"])
     check_select_config(recipe["select"])
+    check_finetune_config(recipe)
     budget = budget_minutes if budget_minutes is not None else cfg["budget_minutes"]
     out = Path(out)
     run_dir = Path(run_dir) if run_dir else out.with_name(out.name + ".run")
@@ -216,6 +282,8 @@ def train(
             epoch_began = minutes()
             seed_everything(cfg["seed"] * 100_003 + epoch)
             g = torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = cfg["lr"] * LR_SCHEDULES[cfg["lr_schedule"]](epoch, epochs)
             order = torch.randperm(n, generator=g)
             batches = [order[i : i + bs] for i in range(0, n, bs) if len(order[i : i + bs]) > 1]
             total, bar = 0.0, tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}",
@@ -236,9 +304,11 @@ def train(
                 "optimizer": copy.deepcopy(optimizer.state_dict()),
             }
             # the next epoch (and its checkpoint) may be slower than the average when the CPU is
-            # shared: assume the slower of the average and this epoch, with 20% to spare
+            # shared: assume the slower of the average and this epoch, with 20% to spare; a
+            # fine-tuning epoch costs about as much as an autoencoder epoch
             next_epoch = 1.2 * max(minutes() / (epoch + 1), minutes() - epoch_began)
-            stopped_by_budget = bool(budget) and minutes() + next_epoch > budget
+            still_needed = next_epoch * (1 + recipe["finetune"]["epochs"])
+            stopped_by_budget = bool(budget) and minutes() + still_needed > budget
             if (
                 (epoch + 1) % cfg["checkpoint_every"] == 0
                 or epoch + 1 == epochs
@@ -263,13 +333,20 @@ def train(
     last_state = load_checkpoint(saved[max(saved)])
     chosen = choose_checkpoint([r for r in metrics if r["epoch"] in saved], recipe["select"])
     state = load_checkpoint(saved[chosen])
+    final_recipe, weights, t_finetune = recipe, state["model"], time.monotonic()
+    if recipe["finetune"]["epochs"]:
+        model.load_state_dict(weights)
+        head = scan_finetune(model, data, recipe, layout, progress)
+        final_recipe = {**recipe, "cluster": {**recipe["cluster"], "method": head}}
+        weights = model.state_dict()
     summary = {
         "epochs": last_state["epoch"],
         "train_minutes": round(last_state["train_minutes"], 2),
+        "finetune_minutes": round((time.monotonic() - t_finetune) / 60, 2),
         "stopped_by_budget": stopped_by_budget,
         "selected_epoch": chosen,
         "loss": state["loss"],
     }
-    save_checkpoint(out, {"recipe": recipe, "model": state["model"], **summary})
+    save_checkpoint(out, {"recipe": final_recipe, "model": weights, **summary})
     write_text_atomic(metrics_path(out), (run_dir / "metrics.jsonl").read_text())
     return summary

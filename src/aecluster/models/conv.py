@@ -1,8 +1,9 @@
 """A configurable convolutional autoencoder covering the reports' improvements as options.
 
 - `widths` sets depth (one stage per entry, each after the first halving the resolution);
-- `batchnorm`, `residual` blocks, `downsample` by max-pooling or strided convolution,
-  `upsample` by transposed convolution or PixelShuffle;
+- `batchnorm`, `residual` blocks (in the decoder too unless `decoder_residual` is false),
+  `downsample` by max-pooling or strided convolution, `upsample` by transposed convolution or
+  PixelShuffle;
 - `bottleneck`: a fully connected latent of that size; `variational`: a VAE on that latent;
 - `pool_latent`: use the global average of the last feature map as the latent code.
 """
@@ -65,6 +66,7 @@ class ConvAE(AutoEncoder):
         widths: tuple[int, ...] | list[int] = (32, 64, 128, 256),
         batchnorm: bool = True,
         residual: bool = False,
+        decoder_residual: bool | None = None,
         downsample: str = "maxpool",
         upsample: str = "transpose",
         bottleneck: int | None = None,
@@ -98,10 +100,11 @@ class ConvAE(AutoEncoder):
             self.from_latent = nn.Sequential(nn.Linear(bottleneck, flat), nn.ReLU(True))
         self.latent_dim = bottleneck or (widths[-1] if pool_latent else flat)
 
+        decoder_residual = residual if decoder_residual is None else decoder_residual
         dec: list[nn.Module] = []
         for cin, cout in zip(widths[::-1], widths[-2::-1], strict=False):
             dec.append(up_block(cin, cout, upsample, batchnorm))
-            if residual:
+            if decoder_residual:
                 dec.append(ResBlock(cout, cout, 1, batchnorm))
         dec += [nn.Conv2d(widths[0], 3, 3, 1, 1), nn.Tanh()]
         self.decoder = nn.Sequential(*dec)
