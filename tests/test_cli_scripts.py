@@ -24,7 +24,11 @@ def run_script(name, *args, env_extra=None):
 @pytest.mark.parametrize("script", ["train_baseline.sh", "train_improved.sh", "train_best.sh"])
 def test_train_script_then_hw9_best(tmp_path, images_file, script):
     ckpt = tmp_path / "model.pth"
-    r = run_script(script, images_file, ckpt)
+    extra = {}
+    if script == "train_best.sh":  # best fine-tunes from a SCAN clustering: a tiny one
+        scan = "--set cluster.reduce=[] --set cluster.method={name='scan',n_heads=2,epochs=2}"
+        extra = {"AECLUSTER_TRAIN_ARGS": f"{TINY_ARGS} {scan} --set finetune.epochs=1"}
+    r = run_script(script, images_file, ckpt, env_extra=extra)
     assert r.returncode == 0, r.stderr
     assert ckpt.exists()
     pred = tmp_path / "pred.csv"

@@ -77,4 +77,3 @@ def test_a_recipe_passes_parameters_to_its_clustering_method():
     assert pipe.method == {"name": "gmm", "n_init": 2}
     X, y = make_blobs(200, centers=2, n_features=40, random_state=0)
     assert cluster_accuracy(y, pipe.fit_predict(X)) == 1.0
-

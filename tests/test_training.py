@@ -6,9 +6,9 @@ import torch
 from conftest import two_kinds
 
 from aecluster.checkpoint import load_checkpoint, load_model
-from aecluster.models import build_model
 from aecluster.errors import InputError
 from aecluster.metrics import scores
+from aecluster.models import build_model
 from aecluster.predict import predict
 from aecluster.recipes import apply_overrides
 from aecluster.training import (

@@ -165,7 +165,8 @@ class ClusterHead(ClusterMixin, BaseEstimator):
         if len(weight) != self.n_clusters:
             raise InputError(
                 f"this checkpoint's clustering head makes {len(weight)} clusters, not "
-                f"{self.n_clusters}; cluster another way, e.g. --set \"cluster.method={{name='scan'}}\""
+                f"{self.n_clusters}; cluster another way, "
+                "e.g. --set \"cluster.method={name='scan'}\""
             )
         if X.shape[1] != weight.shape[1]:
             raise InputError(
