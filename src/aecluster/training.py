@@ -71,7 +71,7 @@ class Objective(nn.Module):
         target = self.views(x, g) if self.projection is not None else x
         inputs = self.augment(target, g) if self.augment else target
         out = self.model(inputs)
-        # a denoising/augmenting autoencoder still reconstructs the clean image
+        # a denoising/augmenting autoencoder still reconstructs the un-noised target
         terms = {"reconstruction": F.mse_loss(out.recon, target)}
         if w["kl"]:
             terms["kl"] = out.kl
