@@ -244,7 +244,7 @@ CASES = [
     Case(
         "unknown checkpoint selection rule",
         train(*TINY, 'select.checkpoint="val"'),
-        "select.checkpoint must be one of",
+        "select.checkpoint = 'val': expected one of 'last', 'stability'",
     ),
 ]
 

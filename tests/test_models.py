@@ -53,7 +53,7 @@ def test_registry_and_clear_errors():
     assert {"baseline", "conv"} <= set(MODELS)
     with pytest.raises(InputError, match="unknown model"):
         build_model("nope")
-    with pytest.raises(InputError, match="bad parameters"):
+    with pytest.raises(InputError, match="unknown key .depth."):
         build_model("conv", depth=3)
     with pytest.raises(InputError, match="bottleneck"):
         build_model("conv", variational=True)

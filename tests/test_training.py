@@ -99,13 +99,15 @@ def test_each_objective_option_trains(tmp_path, tiny_recipe, extra):
     assert np.isfinite(summary["loss"])
 
 
-def test_a_finished_run_can_be_extended_with_more_epochs(tmp_path, tiny_recipe):
+def test_resume_refuses_another_epoch_count_or_other_images(tmp_path, tiny_recipe):
     images, _ = two_kinds()
     train(images, tiny_recipe, tmp_path / "m.pth", progress=False)
     longer = apply_overrides(tiny_recipe, ["train.epochs=3"])
-    summary = train(images, longer, tmp_path / "m.pth", progress=False)
-    assert summary["epochs"] == 3
-    assert [r["epoch"] for r in read_metrics(tmp_path / "m.metrics.jsonl")] == [1, 2, 3]
+    with pytest.raises(InputError, match="train.epochs = 2 there, 3 here"):
+        train(images, longer, tmp_path / "m.pth", progress=False)
+    with pytest.raises(InputError, match="a run on other images"):
+        train(two_kinds(seed=1)[0], tiny_recipe, tmp_path / "m.pth", progress=False)
+    assert [r["epoch"] for r in read_metrics(tmp_path / "m.metrics.jsonl")] == [1, 2]
 
 
 def test_cosine_schedule_decays_from_lr_towards_zero(tmp_path, tiny_recipe):

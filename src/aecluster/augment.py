@@ -8,11 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from aecluster.schema import ListOf, Named, Real, Rule, Table
+
 GRAY = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+
+
+PROBABILITY = Real(0, 1)
+
+
+def _ordered(pair: list | None) -> bool:
+    return pair is None or pair[0] <= pair[1]
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
@@ -30,6 +40,12 @@ class RandomResizedCrop:
     scale: tuple[float, float] = (0.3, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip: float = 0.5
+    params: ClassVar[Table] = Table(
+        {"scale": ListOf(Real(0, 1, lo_open=True), 2, 2), "ratio": ListOf(Real(0.1, 10), 2, 2),
+         "flip": PROBABILITY},
+        rules=(Rule(lambda p: _ordered(p.get("scale")) and _ordered(p.get("ratio")),
+                    "scale and ratio must be [low, high] with low <= high"),),
+    )  # fmt: skip
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         n = len(x)
@@ -58,6 +74,8 @@ class ColorJitter:
     contrast: float = 0.4
     saturation: float = 0.4
     p: float = 0.8
+    params: ClassVar[Table] = Table({"brightness": PROBABILITY, "contrast": PROBABILITY,
+                                     "saturation": PROBABILITY, "p": PROBABILITY})  # fmt: skip
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         n = len(x)
@@ -77,6 +95,7 @@ class ColorJitter:
 @dataclass
 class RandomGrayscale:
     p: float = 0.2
+    params: ClassVar[Table] = Table({"p": PROBABILITY})
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         gray = (x * GRAY).sum(1, keepdim=True).expand_as(x)
@@ -88,6 +107,7 @@ class GaussianNoise:
     """Additive noise, for a denoising autoencoder."""
 
     std: float = 0.1
+    params: ClassVar[Table] = Table({"std": Real(0, 2)})
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         return (x + self.std * torch.randn(x.shape, generator=g)).clamp(-1, 1)
@@ -113,11 +133,9 @@ TRANSFORMS = {
 
 def build_augment(spec: dict[str, dict]) -> Compose | None:
     """`{"crop": {"scale": [0.3, 1.0]}, "color": {}}` -> Compose, in the order given."""
+    Named(TRANSFORMS).check(spec, "augment")
     if not spec:
         return None
-    unknown = set(spec) - set(TRANSFORMS)
-    if unknown:
-        raise ValueError(f"unknown augmentations {sorted(unknown)}; known: {sorted(TRANSFORMS)}")
     return Compose(
         TRANSFORMS[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
         for name, params in spec.items()

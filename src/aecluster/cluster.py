@@ -7,6 +7,7 @@ one step from CLUSTERERS. Every random_state is the pipeline's `seed`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from sklearn.utils.validation import check_array
 
 from aecluster.errors import InputError
 from aecluster.scan import SCAN, ClusterHead
+from aecluster.schema import Bool, Int, ListOf, Options, Real, Rule, Spec, Table
 
 
 class TSNE(TransformerMixin, BaseEstimator):
@@ -52,41 +54,111 @@ class TSNE(TransformerMixin, BaseEstimator):
         return self
 
 
-def _kernel_pca(n_components: int = 200, kernel: str = "rbf", seed: int = 0, **kw: Any):
-    return KernelPCA(
-        n_components=n_components, kernel=kernel, eigen_solver="randomized", random_state=seed, **kw
+@dataclass(frozen=True)
+class Step:
+    """A registry entry: how to build the step, and the only parameters it accepts."""
+
+    build: Callable[..., Any]
+    params: Table
+
+
+FINITE = Real(-1e30, 1e30)
+N_COMPONENTS = Int(1, 4096)
+MAX_ITER = Int(1, 100_000)
+
+REDUCERS: dict[str, Step] = {
+    "pca": Step(
+        lambda n_components=50, seed=0, **kw: PCA(n_components, random_state=seed, **kw),
+        Table({"n_components": N_COMPONENTS, "whiten": Bool()}),
+    ),
+    "kernel_pca": Step(
+        lambda n_components=200, kernel="rbf", seed=0, **kw: KernelPCA(
+            n_components, kernel=kernel, eigen_solver="randomized", random_state=seed, **kw
+        ),
+        Table(
+            {
+                "n_components": N_COMPONENTS,
+                "kernel": Options(("rbf", "linear", "poly", "sigmoid", "cosine")),
+                "gamma": Real(0, 1e6, lo_open=True),
+            }
+        ),
+    ),
+    "tsne": Step(
+        lambda seed=0, **kw: TSNE(random_state=seed, **kw),
+        Table({"n_components": Int(1, 3), "perplexity": Real(1, 1000)}),
+    ),
+    "normalize": Step(lambda seed=0: Normalizer(), Table({})),
+    "standardize": Step(lambda seed=0: StandardScaler(), Table({})),
+}
+
+
+def _head_shapes_agree(p: dict) -> bool:
+    dim = len(p.get("mean", []))
+    rows = p.get("weight", [])
+    return (
+        len(p.get("scale", [])) == dim
+        and all(len(row) == dim for row in rows)
+        and len(p.get("bias", [])) == len(rows)
     )
 
 
-REDUCERS: dict[str, Callable[..., Any]] = {
-    "pca": lambda n_components=50, seed=0, **kw: PCA(n_components, random_state=seed, **kw),
-    "kernel_pca": _kernel_pca,
-    "tsne": lambda seed=0, **kw: TSNE(random_state=seed, **kw),
-    "normalize": lambda seed=0: Normalizer(),
-    "standardize": lambda seed=0: StandardScaler(),
-}
-
-CLUSTERERS: dict[str, Callable[..., Any]] = {
-    "kmeans": lambda k, seed=0, n_init=10, **kw: KMeans(k, n_init=n_init, random_state=seed, **kw),
-    "minibatch_kmeans": lambda k, seed=0, **kw: MiniBatchKMeans(k, random_state=seed, **kw),
-    "gmm": lambda k, seed=0, n_init=1, **kw: GaussianMixture(
-        k, n_init=n_init, random_state=seed, **kw
+CLUSTERERS: dict[str, Step] = {
+    "kmeans": Step(
+        lambda k, seed=0, n_init=10, **kw: KMeans(k, n_init=n_init, random_state=seed, **kw),
+        Table({"n_init": Int(1, 1000), "max_iter": MAX_ITER}),
     ),
-    "agglomerative": lambda k, seed=0, **kw: AgglomerativeClustering(k, **kw),
-    "scan": lambda k, seed=0, **kw: SCAN(k, random_state=seed, **kw),
-    "head": lambda k, seed=0, **kw: ClusterHead(k, **kw),
-}
+    "minibatch_kmeans": Step(
+        lambda k, seed=0, **kw: MiniBatchKMeans(k, random_state=seed, **kw),
+        Table({"n_init": Int(1, 1000), "max_iter": MAX_ITER, "batch_size": Int(1, 10**6)}),
+    ),
+    "gmm": Step(
+        lambda k, seed=0, n_init=1, **kw: GaussianMixture(
+            k, n_init=n_init, random_state=seed, **kw
+        ),
+        Table({
+            "n_init": Int(1, 100),
+            "max_iter": MAX_ITER,
+            "covariance_type": Options(("full", "tied", "diag", "spherical")),
+        }),
+    ),
+    "agglomerative": Step(
+        lambda k, seed=0, **kw: AgglomerativeClustering(k, **kw),
+        Table({"linkage": Options(("ward", "complete", "average", "single"))}),
+    ),
+    "scan": Step(
+        lambda k, seed=0, **kw: SCAN(k, random_state=seed, **kw),
+        Table({
+            "n_neighbors": Int(1, 1000),
+            "entropy_weight": Real(0, 1000),
+            "n_heads": Int(1, 100),
+            "epochs": Int(0, 10_000),
+            "self_label_epochs": Int(0, 10_000),
+            "threshold": Real(0, 1),
+            "noise": Real(0, 10),
+            "lr": Real(0, 10, lo_open=True),
+            "batch_size": Int(2, 10**6),
+        }),
+    ),
+    "head": Step(
+        lambda k, seed=0, **kw: ClusterHead(k, **kw),
+        Table(
+            {
+                "mean": ListOf(FINITE, 1, 65536),
+                "scale": ListOf(Real(0, 1e30, lo_open=True), 1, 65536),
+                "weight": ListOf(ListOf(FINITE, 1, 65536), 1, 10_000),
+                "bias": ListOf(FINITE, 1, 10_000),
+            },
+            rules=(Rule(_head_shapes_agree, "mean, scale, weight and bias sizes disagree"),),
+        ),
+    ),
+}  # fmt: skip
 
 
-def build_step(registry: dict[str, Callable[..., Any]], spec: dict, *args: Any, seed: int) -> Any:
-    params = dict(spec)
-    name = params.pop("name", None)
-    if name not in registry:
-        raise InputError(f"unknown step {name!r}; known: {', '.join(sorted(registry))}")
-    try:
-        return registry[name](*args, seed=seed, **params)
-    except TypeError as e:
-        raise InputError(f"step {name!r}: bad parameters {params} ({e})") from None
+def build_step(registry: dict[str, Step], spec: dict, *args: Any, seed: int) -> Any:
+    """Build a step from its spec, after checking its name and parameters."""
+    Spec(registry).check(spec, "step")
+    params = {k: v for k, v in spec.items() if k != "name"}
+    return registry[spec["name"]].build(*args, seed=seed, **params)
 
 
 class ClusterPipeline(ClusterMixin, BaseEstimator):
@@ -131,18 +203,7 @@ class ClusterPipeline(ClusterMixin, BaseEstimator):
         return self
 
 
-def check_cluster_config(cluster_cfg: dict) -> None:
-    """Refuse unknown reduction or clustering steps before any work is done."""
-    for spec, registry in [*((s, REDUCERS) for s in cluster_cfg["reduce"]),
-                           (cluster_cfg["method"], CLUSTERERS)]:  # fmt: skip
-        if spec.get("name") not in registry:
-            raise InputError(
-                f"unknown step {spec.get('name')!r}; known: {', '.join(sorted(registry))}"
-            )
-
-
 def pipeline_from_recipe(cluster_cfg: dict, n_clusters: int | None = None) -> ClusterPipeline:
-    check_cluster_config(cluster_cfg)
     return ClusterPipeline(
         reduce=cluster_cfg["reduce"],
         method=cluster_cfg["method"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,29 +13,60 @@ import torch
 import torch.nn.functional as F
 
 from aecluster.errors import InputError
+from aecluster.files import check_input_file, os_reason
 
 IMAGE_SIZE = 32
 NPY_MAGIC = b"\x93NUMPY"
 
 
-def _open_npy(path: str | os.PathLike, *, mmap: bool) -> np.ndarray:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected an .npy file")
+def _check_npy_header(path: Path) -> None:
+    """Read and check the header before NumPy allocates anything: a negative or impossible
+    shape, a pickled dtype or a header promising more bytes than the file holds is refused."""
+    size = path.stat().st_size
     with open(path, "rb") as f:
         if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
             raise InputError(f"{path}: not an .npy file (no NumPy header)")
+        f.seek(0)
+        try:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)  # fmt: skip
+            if read_header is None:
+                raise InputError(f"{path}: unsupported .npy format version {version}")
+            shape, _, dtype = read_header(f)
+        except (ValueError, EOFError, SyntaxError, TypeError, OverflowError) as e:
+            reason = " ".join(str(e).split())[:120]
+            raise InputError(f"{path}: truncated or corrupt .npy header ({reason})") from None
+        if dtype.hasobject:
+            raise InputError(
+                f"{path}: holds Python objects (a pickled array); refusing to unpickle it"
+            )
+        if any(d < 0 for d in shape):
+            raise InputError(f"{path}: corrupt .npy header: negative shape {shape}")
+        needed = math.prod(shape) * dtype.itemsize
+        if needed > size - f.tell():
+            raise InputError(
+                f"{path}: truncated or corrupt .npy file: its header promises shape {shape} "
+                f"({needed:,} bytes) but {size - f.tell():,} bytes follow"
+            )
+
+
+def _open_npy(path: str | os.PathLike, *, mmap: bool) -> np.ndarray:
+    path = check_input_file(path, "file")
     try:
+        _check_npy_header(path)
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as e:
+        if isinstance(e, InputError):
+            raise
         if "allow_pickle" in str(e) or "object" in str(e):
             raise InputError(
                 f"{path}: holds Python objects (a pickled array); refusing to unpickle it"
             ) from None
         raise InputError(f"{path}: truncated or corrupt .npy file ({e})") from None
-    except (OSError, EOFError) as e:
+    except OSError as e:
+        raise InputError(f"{path}: cannot read it ({os_reason(e)})") from None
+    except EOFError as e:
         raise InputError(f"{path}: truncated or corrupt .npy file ({e})") from None
 
 
@@ -44,6 +77,8 @@ def as_images(array: np.ndarray, source: str = "array") -> np.ndarray:
     (N, 3, H, W), single-channel (N, H, W) or (N, H, W, 1). A uint8 NHWC array (or memmap) is
     returned as is, without a copy. Anything else raises InputError naming `source`.
     """
+    if not isinstance(array, np.ndarray):
+        array = np.asarray(array)
     if array.dtype == object or array.dtype.kind not in "uif":
         raise InputError(f"{source}: dtype {array.dtype} is not an image type (uint8 or float)")
     if array.ndim == 3:
@@ -71,19 +106,30 @@ def as_images(array: np.ndarray, source: str = "array") -> np.ndarray:
     return array
 
 
+CHUNK = 4096  # images converted at a time: memory stays bounded for any N
+
+
 def _to_uint8(array: np.ndarray, source: str) -> np.ndarray:
+    """Integers 0..255 as they are; floats on the [0, 1] scale when none exceeds 1.5 (values
+    just outside [0, 1], as resampling leaves them, are clipped), else on the 0..255 scale."""
     lo, hi = np.inf, -np.inf
-    for start in range(0, len(array), 4096):
-        chunk = np.asarray(array[start : start + 4096])
+    for start in range(0, len(array), CHUNK):
+        chunk = np.asarray(array[start : start + CHUNK])
         if array.dtype.kind == "f" and not np.isfinite(chunk).all():
             raise InputError(f"{source}: contains NaN or infinite values")
         lo, hi = min(lo, chunk.min()), max(hi, chunk.max())
-    if lo < 0 or hi > 255:
+    unit = array.dtype.kind == "f" and hi <= 1.5
+    limits = (-0.5, 1.5) if unit else (-0.5, 255.5) if array.dtype.kind == "f" else (0, 255)
+    if lo < limits[0] or hi > limits[1]:
         raise InputError(
             f"{source}: values range over [{lo:g}, {hi:g}]; expected [0, 1] floats or 0..255"
         )
-    scale = 255.0 if array.dtype.kind == "f" and hi <= 1.0 else 1.0
-    return np.rint(np.asarray(array, dtype=np.float64) * scale).astype(np.uint8)
+    scale = 255.0 if unit else 1.0
+    out = np.empty(array.shape, dtype=np.uint8)
+    for start in range(0, len(array), CHUNK):
+        chunk = np.asarray(array[start : start + CHUNK], dtype=np.float32) * scale
+        out[start : start + CHUNK] = np.clip(np.rint(chunk), 0, 255)
+    return out
 
 
 def load_images(path: str | os.PathLike, *, mmap: bool = True) -> np.ndarray:
@@ -105,7 +151,9 @@ def load_labels(path: str | os.PathLike, n_images: int | None = None) -> np.ndar
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float32 (N, 3, 32, 32) scaled to [-1, 1] (resized if needed)."""
-    x = torch.from_numpy(np.array(images, dtype=np.uint8)).permute(0, 3, 1, 2).float()
+    if images.dtype != np.uint8:
+        raise InputError(f"expected uint8 images, got {images.dtype}; convert with as_images")
+    x = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float()
     x = x.div_(127.5).sub_(1.0)
     if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
         x = F.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True)
@@ -116,6 +164,15 @@ def to_uint8_images(x: torch.Tensor) -> np.ndarray:
     """Inverse of `to_tensor`: float [-1, 1] (N, 3, H, W) -> uint8 (N, H, W, 3)."""
     x = ((x.detach().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return x.permute(0, 2, 3, 1).numpy()
+
+
+def fingerprint(images: np.ndarray) -> str:
+    """A digest of the images (their shape and an even sample of up to 4096 of them), enough
+    to tell whether a run directory was trained on these images."""
+    step = max(1, len(images) // 4096)
+    digest = hashlib.sha256(repr(images.shape).encode())
+    digest.update(np.ascontiguousarray(images[::step]).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def iter_batches(images: np.ndarray, batch_size: int) -> Iterator[torch.Tensor]:

@@ -12,7 +12,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from aecluster.augment import TRANSFORMS
+from aecluster.cluster import CLUSTERERS, REDUCERS
 from aecluster.errors import InputError
+from aecluster.models import MODELS
+from aecluster.optim import LR_SCHEDULES, OPTIMIZERS
+from aecluster.schema import Bool, Int, ListOf, Named, Options, Real, Spec, Table, Text
+from aecluster.selection import SELECTORS
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
@@ -66,6 +72,58 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+SEED = Int(0, 2**32 - 1)
+WEIGHT = Real(0, 1000)
+REDUCE_STEPS = ListOf(Spec(REDUCERS), 0, 8)
+
+# every value a recipe may hold, declared once; checked at load, at --set and when a checkpoint's
+# recipe is read, so the code behind it can trust what it is given
+SCHEMA = Table(
+    {
+        "name": Text(200),
+        "description": Text(),
+        "model": Spec(MODELS, params_key="params", kind="model"),
+        "train": Table({
+            "epochs": Int(1, 100_000),
+            "batch_size": Int(2, 65_536),
+            "optimizer": Options(tuple(OPTIMIZERS)),
+            "lr": Real(0, 10, lo_open=True),
+            "lr_schedule": Options(tuple(LR_SCHEDULES)),
+            "weight_decay": Real(0, 1),
+            "momentum": Real(0, 1),
+            "checkpoint_every": Int(1, 100_000),
+            "seed": SEED,
+            "budget_minutes": Real(0, 10**6),
+            "channels_last": Bool(),
+        }),
+        "loss": Table({
+            "reconstruction": WEIGHT,
+            "rotation": WEIGHT,
+            "contrastive": WEIGHT,
+            "kl": WEIGHT,
+            "temperature": Real(0.01, 100),
+        }),
+        "augment": Named(TRANSFORMS),
+        "views": Named(TRANSFORMS),
+        "cluster": Table({
+            "n_clusters": Int(2, 10_000),
+            "reduce": REDUCE_STEPS,
+            "method": Spec(CLUSTERERS),
+            "seed": SEED,
+        }),
+        "finetune": Table({
+            "epochs": Int(0, 100_000),
+            "lr": Real(0, 10, lo_open=True),
+            "weight_decay": Real(0, 1),
+        }),
+        "select": Table({
+            "checkpoint": Options(tuple(SELECTORS)),
+            "reduce": REDUCE_STEPS,
+            "resamples": Int(1, 100),
+        }),
+    },
+)  # fmt: skip
+
 # tables whose keys depend on a name they hold (model, transform, clustering method): a recipe
 # gives them whole instead of merging them with the defaults
 REPLACED_WHOLE = ("params", "augment", "views", "method")
@@ -78,6 +136,8 @@ def builtin_recipes() -> list[str]:
 def _merge(base: dict, update: dict, where: str) -> dict:
     out = copy.deepcopy(base)
     for key, value in update.items():
+        if not isinstance(value, dict) and isinstance(base.get(key), dict):
+            raise InputError(f"{where}.{key}: expected a table, got {value!r}")
         if key not in base:
             raise InputError(f"{where}: unknown key {key!r}; known: {', '.join(base)}")
         replace_whole = not isinstance(base[key], dict) or key in REPLACED_WHOLE
@@ -86,8 +146,15 @@ def _merge(base: dict, update: dict, where: str) -> dict:
 
 
 def complete(recipe: dict, where: str = "recipe") -> dict:
-    """Fill a partial recipe with the defaults, refusing unknown keys."""
-    return _merge(DEFAULTS, recipe, where)
+    """Fill a partial recipe with the defaults and check every value against SCHEMA."""
+    if not isinstance(recipe, dict):
+        raise InputError(f"{where}: expected a table of settings, got {type(recipe).__name__}")
+    full = _merge(DEFAULTS, recipe, where)
+    try:
+        SCHEMA.check(full, "")
+    except InputError as e:
+        raise InputError(f"{where}: {e}") from None
+    return full
 
 
 def apply_overrides(recipe: dict, overrides: list[str]) -> dict:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import random
 import re
@@ -27,21 +26,23 @@ from tqdm import tqdm
 
 from aecluster.augment import build_augment, rotate90
 from aecluster.checkpoint import load_checkpoint, save_checkpoint
-from aecluster.cluster import CLUSTERERS, build_step, check_cluster_config
-from aecluster.data import to_tensor
-from aecluster.errors import InputError
-from aecluster.files import write_text_atomic
+from aecluster.cluster import CLUSTERERS, build_step
+from aecluster.data import as_images, fingerprint, to_tensor
+from aecluster.errors import AeclusterError, InputError
+from aecluster.files import (
+    check_output_folder,
+    new_folder,
+    refuse_overwriting_inputs,
+    write_text_atomic,
+)
 from aecluster.losses import ProjectionHead, RotationHead, nt_xent
 from aecluster.metrics import scores
 from aecluster.models import AutoEncoder, build_model
+from aecluster.optim import LR_SCHEDULES, build_optimizer
 from aecluster.predict import cluster_codes, embed, reconstruction_errors
+from aecluster.recipes import complete
 from aecluster.scan import ClusterHead, scan_features, scan_loss
-from aecluster.selection import (
-    check_select_config,
-    choose_checkpoint,
-    needs_stability,
-    partition_stability,
-)
+from aecluster.selection import choose_checkpoint, needs_stability, partition_stability
 
 CHECKPOINT_RE = re.compile(r"epoch_(\d+)\.pth$")
 
@@ -88,33 +89,6 @@ class Objective(nn.Module):
         return terms
 
 
-OPTIMIZERS = {
-    "adam": lambda params, c: torch.optim.Adam(params, lr=c["lr"], weight_decay=c["weight_decay"]),
-    "sgd": lambda params, c: torch.optim.SGD(
-        params, lr=c["lr"], momentum=c["momentum"], weight_decay=c["weight_decay"]
-    ),
-}
-
-
-# learning-rate factor for epoch e (0-based) of E, set at the start of each epoch
-LR_SCHEDULES = {
-    "constant": lambda e, E: 1.0,
-    "cosine": lambda e, E: 0.5 * (1 + math.cos(math.pi * e / E)),
-}
-
-
-def build_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
-    if cfg["optimizer"] not in OPTIMIZERS:
-        raise InputError(
-            f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {cfg['optimizer']!r}"
-        )
-    if cfg["lr_schedule"] not in LR_SCHEDULES:
-        raise InputError(
-            f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {cfg['lr_schedule']!r}"
-        )
-    return OPTIMIZERS[cfg["optimizer"]](params, cfg)
-
-
 def epoch_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     found = [(int(m.group(1)), p) for p in run_dir.glob("epoch_*.pth")
              if (m := CHECKPOINT_RE.search(p.name))]  # fmt: skip
@@ -132,15 +106,32 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
     path = path if path.suffix == ".jsonl" else path / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            row = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            row = "bad"
+        if row is not None and not (isinstance(row, dict) and isinstance(row.get("epoch"), int)):
+            raise InputError(f"{path}: line {i} is not a metrics row")
+        rows += [row] if row is not None else []
+    return rows
 
 
 def _comparable(recipe: dict) -> dict:
-    """The recipe minus what a resumed run may change: its length, checkpoint spacing and
+    """The recipe minus what a resumed run may change: its time budget, checkpoint spacing and
     fine-tuning (which runs after the last checkpoint)."""
     train = {k: v for k, v in recipe["train"].items()
-             if k not in ("epochs", "budget_minutes", "checkpoint_every")}  # fmt: skip
-    return {**recipe, "train": train, "finetune": None}
+             if k not in ("budget_minutes", "checkpoint_every")}  # fmt: skip
+    return {**recipe, "name": None, "description": None, "train": train, "finetune": None}
+
+
+def _first_difference(a: object, b: object, key: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{key}.{k}" if key else k)
+    return f"{key} = {a!r} there, {b!r} here"
 
 
 @dataclass
@@ -149,9 +140,16 @@ class Validation:
     labels: np.ndarray
 
 
-def check_finetune_config(recipe: dict) -> None:
-    if recipe["finetune"]["epochs"] and recipe["cluster"]["method"].get("name") != "scan":
-        raise InputError("finetune needs cluster.method = {name = 'scan'} to start from")
+class TrainingDiverged(AeclusterError):
+    """The loss became NaN or infinite; nothing of that epoch is saved."""
+
+
+def check_finite(loss: torch.Tensor, where: str) -> None:
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(
+            f"training diverged in {where}: the loss is {loss.item()}; the last good epoch "
+            "checkpoint is kept and no final model is written (lower train.lr?)"
+        )
 
 
 def scan_finetune(
@@ -189,6 +187,7 @@ def scan_finetune(
                 head(features(out.latent)), head(features(model.encode(others))),
                 scan.entropy_weight,
             ) + recipe["loss"]["reconstruction"] * F.mse_loss(out.recon, anchors)  # fmt: skip
+            check_finite(loss, f"SCAN fine-tuning epoch {epoch + 1}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -215,6 +214,55 @@ def checkpoint_metrics(
     return row
 
 
+def training_outputs(out: Path, run_dir: Path) -> list[Path]:
+    """Every file a training run writes or replaces, for the check that none is an input."""
+    epochs = [p for _, p in epoch_checkpoints(run_dir)] if run_dir.is_dir() else []
+    return [out, metrics_path(out), run_dir / "metrics.jsonl", *epochs]
+
+
+def needs_metrics_of_all(recipe: dict) -> bool:
+    """Whether the final choice of checkpoint reads every checkpoint's metrics."""
+    return recipe["select"]["checkpoint"] != "last"
+
+
+def _resume(run_dir: Path, recipe: dict, data_id: str) -> tuple[dict | None, list[dict]]:
+    """The latest readable epoch checkpoint of `run_dir` (None if there is none) and the
+    metric rows stored in it and in the checkpoints before it.
+
+    A checkpoint holds its own metrics row, so a kill between writing a checkpoint and
+    updating metrics.jsonl loses nothing. An unreadable latest checkpoint is set aside as
+    `.corrupt`, with a warning, and the one before it is used.
+    """
+    states: list[dict] = []
+    for _, path in reversed(epoch_checkpoints(run_dir)):
+        try:
+            state = load_checkpoint(path)
+        except InputError as e:
+            if states:
+                raise
+            path.replace(path.with_name(path.name + ".corrupt"))
+            tqdm.write(f"warning: {e}; set aside, resuming from the checkpoint before it")
+            continue
+        if not states:
+            if state.get("data") != data_id:
+                raise InputError(
+                    f"{run_dir}: holds a run on other images; use a new run directory "
+                    "(--run-dir) or delete it"
+                )
+            if _comparable(state["recipe"]) != _comparable(recipe):
+                difference = _first_difference(_comparable(state["recipe"]), _comparable(recipe))
+                raise InputError(
+                    f"{run_dir}: holds a run of another recipe ({difference}); "
+                    "use a new run directory (--run-dir) or delete it"
+                )
+        states.append(state)
+        if not needs_metrics_of_all(recipe):
+            break
+    if not states:
+        return None, []
+    return states[0], [state["metrics"] for state in reversed(states)]
+
+
 def train(
     images: np.ndarray,
     recipe: dict,
@@ -224,18 +272,35 @@ def train(
     budget_minutes: float | None = None,
     progress: bool = True,
 ) -> dict:
-    """Train the recipe's autoencoder on uint8 images; write the final checkpoint to `out`.
+    """Train the recipe's autoencoder on images; write the final checkpoint to `out`.
 
     Returns a summary: epochs run, minutes, whether the time budget stopped it, final loss.
+    An error leaves no empty run folder; the finished epoch checkpoints stay.
     """
-    cfg = recipe["train"]
-    check_cluster_config(recipe["cluster"])
-    check_select_config(recipe["select"])
-    check_finetune_config(recipe)
-    budget = budget_minutes if budget_minutes is not None else cfg["budget_minutes"]
+    images = as_images(images, "training images")
+    recipe = complete(recipe)
+    if len(images) < 2:
+        raise InputError(f"training needs at least 2 images, got {len(images)}")
+    if recipe["finetune"]["epochs"] and recipe["cluster"]["method"]["name"] != "scan":
+        raise InputError("finetune needs cluster.method = {name = 'scan'} to start from")
+    budget = budget_minutes if budget_minutes is not None else recipe["train"]["budget_minutes"]
     out = Path(out)
     run_dir = Path(run_dir) if run_dir else out.with_name(out.name + ".run")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(f"{run_dir}: the run folder exists as a file")
+    check_output_folder(run_dir)
+    memmapped = [getattr(a, "filename", None) for a in (images, val and val.images)]
+    refuse_overwriting_inputs(training_outputs(out, run_dir), memmapped)
+    data_id = fingerprint(images)
+    with new_folder(run_dir):
+        return _train(images, recipe, out, run_dir, val, budget, data_id, progress)
+
+
+def _train(
+    images: np.ndarray, recipe: dict, out: Path, run_dir: Path, val: Validation | None,
+    budget: float, data_id: str, progress: bool,
+) -> dict:  # fmt: skip
+    cfg = recipe["train"]
     for stale in run_dir.glob(".*.tmp"):  # left by a process killed mid-write
         stale.unlink()
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -247,21 +312,15 @@ def train(
     objective = objective.to(memory_format=layout)
     optimizer = build_optimizer(objective.parameters(), cfg)
 
-    start_epoch, metrics, prior_minutes = 0, [], 0.0
-    if done := epoch_checkpoints(run_dir):
-        start_epoch, path = done[-1]
-        state = load_checkpoint(path)
-        if _comparable(state["recipe"]) != _comparable(recipe):
-            raise InputError(f"{run_dir}: holds a run of another recipe; use a new run directory")
-        objective.load_state_dict(state["objective"])
-        optimizer.load_state_dict(state["optimizer"])
-        prior_minutes = state["train_minutes"]
-        metrics = [row for row in read_metrics(run_dir) if row["epoch"] <= start_epoch]
+    start_epoch, prior_minutes = 0, 0.0
+    resumed, metrics = _resume(run_dir, recipe, data_id)
+    if resumed is not None:
+        objective.load_state_dict(resumed["objective"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        start_epoch, prior_minutes = resumed["epoch"], resumed["train_minutes"]
 
     data = torch.from_numpy(np.array(images, dtype=np.uint8))  # in RAM, writable
     n, bs, epochs = len(data), cfg["batch_size"], cfg["epochs"]
-    if n < 2:
-        raise InputError(f"training needs at least 2 images, got {n}")
     t0 = time.monotonic()
     minutes = lambda: prior_minutes + (time.monotonic() - t0) / 60  # noqa: E731
     last = {"epoch": start_epoch, "loss": float("nan")}
@@ -269,10 +328,12 @@ def train(
     stopped_by_budget = False
 
     def save(epoch: int, state: dict, loss: float) -> None:
-        path = run_dir / f"epoch_{epoch:04d}.pth"
-        save_checkpoint(path, {**state, "epoch": epoch, "train_minutes": minutes(), "loss": loss})
+        # the metrics row goes into the checkpoint: one file, written atomically, holds both
         row = {"epoch": epoch, "loss": loss, "minutes": round(minutes(), 3)}
         row.update(checkpoint_metrics(model, recipe, images, val))
+        path = run_dir / f"epoch_{epoch:04d}.pth"
+        save_checkpoint(path, {**state, "epoch": epoch, "train_minutes": minutes(), "loss": loss,
+                               "data": data_id, "metrics": row})  # fmt: skip
         metrics.append(row)
         write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in metrics))
 
@@ -291,6 +352,7 @@ def train(
             for idx in bar:
                 x = to_tensor(data[idx].numpy()).contiguous(memory_format=layout)
                 terms = objective(x, g)
+                check_finite(terms["loss"], f"epoch {epoch + 1}")
                 optimizer.zero_grad(set_to_none=True)
                 terms["loss"].backward()
                 optimizer.step()
@@ -322,8 +384,8 @@ def train(
             if stopped_by_budget:
                 tqdm.write(f"time budget of {budget} min reached after epoch {epoch + 1}")
                 break
-    except KeyboardInterrupt:
-        if snapshot is not None:
+    except (KeyboardInterrupt, TrainingDiverged):
+        if snapshot is not None:  # the last finished epoch is kept
             save(last["epoch"], snapshot, last["loss"])
         raise
 

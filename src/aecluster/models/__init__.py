@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from aecluster.errors import InputError
 from aecluster.models.base import AEOutput, AutoEncoder
+from aecluster.schema import check_params
 
 MODELS: dict[str, type[AutoEncoder]] = {}
 
@@ -25,13 +27,23 @@ def register(name: str) -> Callable[[type[AutoEncoder]], type[AutoEncoder]]:
     return add
 
 
+# refuse before allocating: a model this large is a typo, not a recipe (the course AE has 1.9M)
+MAX_PARAMETERS = 50_000_000
+
+
 def build_model(name: str, **params: Any) -> AutoEncoder:
+    """The registered model `name`, after checking its parameters and its size."""
     if name not in MODELS:
         raise InputError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
-    try:
-        return MODELS[name](**params)
-    except TypeError as e:
-        raise InputError(f"model {name!r}: bad parameters {params} ({e})") from None
+    check_params(MODELS[name], params, f"model.params[{name}]")
+    with torch.device("meta"):
+        size = count_parameters(MODELS[name](**params))
+    if size > MAX_PARAMETERS:
+        raise InputError(
+            f"model {name!r} with {params} would have {size:,} parameters; "
+            f"the limit is {MAX_PARAMETERS:,}"
+        )
+    return MODELS[name](**params)
 
 
 def count_parameters(model: nn.Module) -> int:

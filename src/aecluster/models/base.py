@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
+
+from aecluster.schema import Table
 
 
 @dataclass
@@ -17,6 +20,7 @@ class AEOutput:
 
 class AutoEncoder(nn.Module):
     latent_dim: int
+    params: ClassVar[Table]  # the constructor's parameters, as a recipe may set them
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Flat latent code (B, latent_dim); for a VAE, the posterior mean."""

@@ -7,11 +7,13 @@ from torch import nn
 
 from aecluster.models import register
 from aecluster.models.base import AEOutput, AutoEncoder
+from aecluster.schema import Table
 
 
 @register("baseline")
 class BaselineAE(AutoEncoder):
     latent_dim = 256 * 4 * 4
+    params = Table({})
 
     def __init__(self) -> None:
         super().__init__()

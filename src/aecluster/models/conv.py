@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from aecluster.errors import InputError
 from aecluster.models import register
 from aecluster.models.base import AEOutput, AutoEncoder
+from aecluster.schema import Bool, Int, ListOf, Options, Rule, Table
 
 
 def conv_bn_relu(cin: int, cout: int, stride: int, batchnorm: bool) -> nn.Sequential:
@@ -49,18 +49,37 @@ def block(cin: int, cout: int, stride: int, batchnorm: bool, residual: bool) -> 
     return (ResBlock if residual else conv_bn_relu)(cin, cout, stride, batchnorm)
 
 
+UPSAMPLERS = {
+    "pixelshuffle": lambda cin, cout: [nn.Conv2d(cin, cout * 4, 3, 1, 1), nn.PixelShuffle(2)],
+    "transpose": lambda cin, cout: [nn.ConvTranspose2d(cin, cout, 4, 2, 1)],
+}
+
+
 def up_block(cin: int, cout: int, mode: str, batchnorm: bool) -> nn.Sequential:
-    if mode == "pixelshuffle":
-        up = [nn.Conv2d(cin, cout * 4, 3, 1, 1), nn.PixelShuffle(2)]
-    elif mode == "transpose":
-        up = [nn.ConvTranspose2d(cin, cout, 4, 2, 1)]
-    else:
-        raise InputError(f"upsample must be 'pixelshuffle' or 'transpose', not {mode!r}")
+    up = UPSAMPLERS[mode](cin, cout)
     return nn.Sequential(*up, nn.BatchNorm2d(cout) if batchnorm else nn.Identity(), nn.ReLU(True))
 
 
 @register("conv")
 class ConvAE(AutoEncoder):
+    params = Table(
+        {
+            "widths": ListOf(Int(1, 1024), 2, 6),
+            "batchnorm": Bool(),
+            "residual": Bool(),
+            "decoder_residual": Bool(),
+            "downsample": Options(("maxpool", "stride")),
+            "upsample": Options(tuple(UPSAMPLERS)),
+            "bottleneck": Int(1, 4096),
+            "variational": Bool(),
+            "pool_latent": Bool(),
+        },
+        rules=(
+            Rule(lambda p: not p.get("variational") or p.get("bottleneck"),
+                 "a variational model needs a bottleneck size"),
+        ),
+    )  # fmt: skip
+
     def __init__(
         self,
         widths: tuple[int, ...] | list[int] = (32, 64, 128, 256),
@@ -75,12 +94,6 @@ class ConvAE(AutoEncoder):
     ) -> None:
         super().__init__()
         widths = list(widths)
-        if len(widths) < 2 or 32 % 2 ** (len(widths) - 1):
-            raise InputError(f"widths needs 2 to 6 stages, got {widths}")
-        if downsample not in ("maxpool", "stride"):
-            raise InputError(f"downsample must be 'maxpool' or 'stride', not {downsample!r}")
-        if variational and not bottleneck:
-            raise InputError("a variational model needs a bottleneck size")
         side = 32 // 2 ** (len(widths) - 1)
         self.feature_shape = (widths[-1], side, side)
         flat = widths[-1] * side * side
