@@ -159,7 +159,7 @@ CASES = [
         with_array(np.zeros((1, 32, 32, 3), U8)),
         "1 images cannot form 2 clusters",
     ),
-    Case("--n-clusters 1", predict(images, extra=["--n-clusters", "1"]), "at least 2"),
+    Case("--n-clusters 1", predict(images, extra=["--n-clusters", "1"]), "expected an integer in [2, 10000]"),
     Case(
         "checkpoint missing", predict(images, lambda f: str(f / "no.pth")), "checkpoint not found"
     ),

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 from aecluster.errors import AeclusterError, InputError
+from aecluster.files import os_reason
 
 EPILOG = "Errors print one line and exit with code 2; --debug shows the traceback instead."
 
@@ -37,16 +40,28 @@ def _clustering_overrides(recipe: dict, overrides: list[str]) -> dict:
     return apply_overrides(recipe, overrides)
 
 
+def _n_clusters(value: int | None) -> int | None:
+    from aecluster.schema import Int
+
+    if value is not None:
+        Int(2, 10_000).check(value, "--n-clusters")
+    return value
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from aecluster.data import load_images
-    from aecluster.files import check_output_path
+    from aecluster.files import check_output_path, refuse_overwriting_inputs
     from aecluster.recipes import apply_overrides, load_recipe
-    from aecluster.training import train
+    from aecluster.training import default_run_dir, train, training_outputs
 
     recipe = apply_overrides(load_recipe(args.recipe), args.set)
     out = check_output_path(args.out, overwrite=args.overwrite)
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(out)
+    recipe_file = args.recipe if Path(args.recipe).suffix else None
+    refuse_overwriting_inputs(training_outputs(out, run_dir),
+                              [args.data, args.val_x, args.val_y, recipe_file])  # fmt: skip
     images = load_images(args.data)
-    summary = train(images, recipe, out, run_dir=args.run_dir, val=_val(args),
+    summary = train(images, recipe, out, run_dir=run_dir, val=_val(args),
                     budget_minutes=args.budget_minutes, progress=not args.quiet)  # fmt: skip
     print(json.dumps({"checkpoint": str(out), "recipe": recipe["name"], **summary}))
     return 0
@@ -55,15 +70,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from aecluster.checkpoint import load_model
     from aecluster.data import load_images
-    from aecluster.files import check_output_path
+    from aecluster.files import check_output_path, refuse_overwriting_inputs
     from aecluster.predict import predict, write_predictions
 
     t0 = time.monotonic()
+    n_clusters = _n_clusters(args.n_clusters)
     check_output_path(args.out, overwrite=args.overwrite)
+    refuse_overwriting_inputs([args.out], [args.data, args.checkpoint])
     model, recipe = load_model(args.checkpoint)
     recipe = _clustering_overrides(recipe, args.set)
     images = load_images(args.data)
-    labels = predict(model, recipe, images, args.n_clusters, progress=not args.quiet)
+    labels = predict(model, recipe, images, n_clusters, progress=not args.quiet)
     write_predictions(args.out, labels, overwrite=args.overwrite)
     sizes = np.bincount(labels).tolist()
     print(f"wrote {len(labels)} predictions to {args.out} (cluster sizes {sizes}, "
@@ -93,7 +110,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         truth = load_labels(args.val_y, len(images))
         # with --data, val is clustered together with the training images, as hw9_best.sh does
         context = embed(model, load_images(args.data), not args.quiet) if args.data else None
-        labels = cluster_codes(embed(model, images), recipe, args.n_clusters, context)
+        labels = cluster_codes(embed(model, images), recipe, _n_clusters(args.n_clusters), context)
         result = scores(truth, labels)
         result["recon_mse"] = float(reconstruction_errors(model, images).mean())
     print(json.dumps({k: round(v, 4) for k, v in result.items()}))
@@ -103,7 +120,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from aecluster.demo import run_demo
 
-    result = run_demo(Path(args.out), progress=not args.quiet)
+    result = run_demo(Path(args.out), progress=not args.quiet, overwrite=args.overwrite)
     print(json.dumps(result))
     return 0
 
@@ -130,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help, epilog=EPILOG)
         sp.set_defaults(func=func)
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks of errors")  # fmt: skip
         return sp
 
     t = add("train", "Train an autoencoder recipe on unlabeled images and save a checkpoint.",
@@ -188,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
             "autoencoder, cluster into 10 groups, print accuracy/NMI, write predictions.",
             cmd_demo)  # fmt: skip
     d.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    d.add_argument("--overwrite", action="store_true", help="replace an earlier demo's files")
 
     r = add("report", "Draw the homework's figures and write a self-contained OUT/index.html.",
             cmd_report)  # fmt: skip
@@ -215,16 +235,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(text: str) -> str:
+    """A message on one line, whatever the paths in it hold."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: the finished epochs are saved
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
-    except AeclusterError as e:
-        if args.debug:
-            raise
-        print(f"aecluster: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("aecluster: interrupted; finished checkpoints and files are kept", file=sys.stderr)
         return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        if isinstance(e, AeclusterError):
+            message, code = str(e), 2
+        elif isinstance(e, OSError):
+            message, code = f"{e.filename or ''}: {os_reason(e)}".lstrip(": "), 2
+        elif isinstance(e, MemoryError):
+            message, code = "out of memory", 2
+        else:  # a bug: say so in one line; --debug shows where
+            message = f"internal error ({type(e).__name__}: {e}); --debug shows the traceback"
+            code = 1
+        print(f"aecluster: error: {_one_line(message)}", file=sys.stderr)
+        return code

@@ -207,6 +207,6 @@ def pipeline_from_recipe(cluster_cfg: dict, n_clusters: int | None = None) -> Cl
     return ClusterPipeline(
         reduce=cluster_cfg["reduce"],
         method=cluster_cfg["method"],
-        n_clusters=n_clusters or cluster_cfg["n_clusters"],
+        n_clusters=cluster_cfg["n_clusters"] if n_clusters is None else n_clusters,
         seed=cluster_cfg["seed"],
     )

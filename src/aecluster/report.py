@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import matplotlib
 
@@ -28,7 +29,13 @@ from aecluster.checkpoint import load_checkpoint, load_model  # noqa: E402
 from aecluster.cluster import TSNE, ClusterPipeline  # noqa: E402
 from aecluster.data import iter_batches, load_images, load_labels, to_uint8_images  # noqa: E402
 from aecluster.errors import InputError  # noqa: E402
-from aecluster.files import write_text_atomic  # noqa: E402
+from aecluster.files import (  # noqa: E402
+    atomic_path,
+    check_output_folder,
+    new_folder,
+    refuse_overwriting_inputs,
+    write_text_atomic,
+)
 from aecluster.metrics import best_mapping, scores  # noqa: E402
 from aecluster.models import AutoEncoder  # noqa: E402
 from aecluster.predict import embed, fit_cluster_pipeline  # noqa: E402
@@ -69,11 +76,13 @@ class HomeworkData:
     val_x: np.ndarray | None
     val_y: np.ndarray | None
     visualization: np.ndarray | None
+    FILES: ClassVar[tuple[str, ...]] = ("trainX.npy", "valX.npy", "valY.npy", "visualization.npy")
 
     @classmethod
     def from_dir(cls, data_dir: Path) -> HomeworkData:
         if not data_dir.is_dir():
-            raise InputError(f"{data_dir}: data folder not found")
+            reason = "is not a folder" if data_dir.exists() else "data folder not found"
+            raise InputError(f"{data_dir}: {reason}")
 
         def get(name: str, loader: Callable):
             return loader(data_dir / name) if (data_dir / name).exists() else None
@@ -84,9 +93,18 @@ class HomeworkData:
                    get("visualization.npy", load_images))  # fmt: skip
 
 
+# every file a report writes into its folder
+REPORT_FILES = (
+    *(f"{name}.png" for name in ("embedding", "reconstructions", "checkpoints", "visualization",
+                                 "thumbnails", "clusters", "confusion", "mistakes")),
+    "index.html",
+)  # fmt: skip
+
+
 def _save(fig: plt.Figure, out: Path, name: str) -> str:
     fig.tight_layout()
-    fig.savefig(out / name, dpi=110)
+    with atomic_path(out / name) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return name
 
@@ -113,7 +131,7 @@ def embedding_figure(models: list[Model], val_y: np.ndarray, out: Path) -> Secti
 
 
 def reconstruction_figure(m: Model, train: np.ndarray, indices, out: Path) -> Section:
-    indices = [i for i in indices if i < len(train)]
+    indices = list(indices)
     x = next(iter_batches(train[indices], len(indices)))
     with torch.inference_mode():
         recon = m.model.eval()(x).recon
@@ -336,12 +354,28 @@ def build_report(
     indices: tuple[int, ...] = RECON_INDICES,
     run_dir: str | os.PathLike | None = None,
 ) -> Path:
-    """Write the figures and `out/index.html`; returns the page's path."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = HomeworkData.from_dir(Path(data_dir))
+    """Write the figures and `out/index.html`; returns the page's path.
+
+    Nothing is written until the inputs are read; an error leaves no empty folder behind.
+    """
+    out = check_output_folder(out)
+    data_dir = Path(data_dir)
     paths = [Path(checkpoint)] + ([Path(compare)] if compare else [])
+    inputs = [*paths, *(data_dir / name for name in HomeworkData.FILES), run_dir,
+              *(metrics_path(p) for p in paths)]  # fmt: skip
+    refuse_overwriting_inputs([out / name for name in REPORT_FILES], inputs)
+    data = HomeworkData.from_dir(data_dir)
+    if data.train is not None and (bad := [i for i in indices if not 0 <= i < len(data.train)]):
+        raise InputError(f"--indices {bad[0]}: out of range; trainX has {len(data.train)} images")
     models = [_load(p, data) for p in tqdm(paths, desc="embed valX")]
+    with new_folder(out):
+        return _write_report(models, data, out, indices, run_dir)
+
+
+def _write_report(
+    models: list[Model], data: HomeworkData, out: Path, indices: tuple[int, ...],
+    run_dir: str | os.PathLike | None,
+) -> Path:  # fmt: skip
     main = models[-1]  # single-model figures show the --compare model when there is one
     if run_dir:
         main.run_dir = Path(run_dir)

@@ -214,6 +214,11 @@ def checkpoint_metrics(
     return row
 
 
+def default_run_dir(out: Path) -> Path:
+    """Where a run's epoch checkpoints go unless told: beside the final checkpoint."""
+    return out.with_name(out.name + ".run")
+
+
 def training_outputs(out: Path, run_dir: Path) -> list[Path]:
     """Every file a training run writes or replaces, for the check that none is an input."""
     epochs = [p for _, p in epoch_checkpoints(run_dir)] if run_dir.is_dir() else []
@@ -285,7 +290,7 @@ def train(
         raise InputError("finetune needs cluster.method = {name = 'scan'} to start from")
     budget = budget_minutes if budget_minutes is not None else recipe["train"]["budget_minutes"]
     out = Path(out)
-    run_dir = Path(run_dir) if run_dir else out.with_name(out.name + ".run")
+    run_dir = Path(run_dir) if run_dir else default_run_dir(out)
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"{run_dir}: the run folder exists as a file")
     check_output_folder(run_dir)
