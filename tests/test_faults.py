@@ -1,5 +1,6 @@
 """Kill training at a random moment (SIGKILL) or interrupt it (Ctrl-C); rerun; same result."""
 
+import json
 import os
 import random
 import signal
@@ -8,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import torch
 from conftest import TINY, two_kinds
 
@@ -70,3 +72,110 @@ def test_ctrl_c_saves_the_last_epoch_and_exits_cleanly(tmp_path):
     assert proc.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
     assert epoch_checkpoints(tmp_path / "m.pth.run")
+
+
+# Run the CLI with one function wrapped so that the process SIGKILLs itself at a chosen moment.
+KILLER = """
+import os, signal, sys
+import aecluster.files as files
+import aecluster.training as training
+
+target, when, nth = sys.argv[1], sys.argv[2], int(sys.argv[3])
+owner = {"replace": files.os, "forward": training.Objective}.get(target, training)
+name = {"replace": "replace", "forward": "forward"}.get(target, target)
+original, calls = getattr(owner, name), [0]
+
+def wrapped(*args, **kwargs):
+    calls[0] += 1
+    if when == "before" and calls[0] == nth:
+        os.kill(os.getpid(), signal.SIGKILL)
+    result = original(*args, **kwargs)
+    if when == "after" and calls[0] == nth:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
+
+setattr(owner, name, wrapped)
+from aecluster.cli import main
+sys.exit(main(sys.argv[4:]))
+"""
+
+STAGES = [
+    ("forward", "before", 5),  # inside the third epoch (2 batches per epoch)
+    ("replace", "before", 3),  # an epoch checkpoint written to its temp file, not yet renamed
+    ("save_checkpoint", "after", 2),  # checkpoint renamed, its metrics.jsonl row not written
+    ("write_text_atomic", "after", 3),  # checkpoint and metrics written, next epoch not begun
+    ("save_checkpoint", "before", 9),  # every epoch done, the final checkpoint not yet written
+]
+
+
+STABLE = [*SETTINGS, 'select.checkpoint="stability"']  # the choice reads every row
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def staged_args(data, out) -> list[str]:
+    sets = [a for s in STABLE for a in ("--set", s)]
+    return ["train", "--data", str(data), "--out", str(out), "--quiet", *sets]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    np.save(folder / "x.npy", two_kinds(64)[0])
+    subprocess.run([sys.executable, "-m", "aecluster", *staged_args(folder / "x.npy",
+                    folder / "full.pth")], check=True, env=ENV, timeout=300)  # fmt: skip
+    return folder
+
+
+def metric_rows(path):
+    return [{k: v for k, v in json.loads(line).items() if k != "minutes"}
+            for line in path.read_text().splitlines()]  # fmt: skip
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=["-".join(map(str, s)) for s in STAGES])
+def test_sigkill_at_every_stage_then_rerun_is_bit_identical(tmp_path, uninterrupted, stage):
+    data, killed = uninterrupted / "x.npy", tmp_path / "killed.pth"
+    r = subprocess.run([sys.executable, "-c", KILLER, *map(str, stage),
+                        *staged_args(data, killed)], env=ENV, timeout=300)  # fmt: skip
+    assert r.returncode == -signal.SIGKILL
+    subprocess.run([sys.executable, "-m", "aecluster", *staged_args(data, killed)], check=True,
+                   env=ENV, timeout=300)  # fmt: skip
+    assert same_weights(uninterrupted / "full.pth", killed)
+    assert metric_rows(uninterrupted / "full.metrics.jsonl") == metric_rows(
+        tmp_path / "killed.metrics.jsonl"
+    )
+    assert not list((tmp_path / "killed.pth.run").glob(".*.tmp"))
+
+
+def test_sigterm_saves_and_exits_like_ctrl_c(tmp_path):
+    data = tmp_path / "x.npy"
+    np.save(data, two_kinds(256)[0])
+    out = tmp_path / "m.pth"
+    proc = subprocess.Popen(train_cmd(data, out), stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    wait_for_first_checkpoint(tmp_path / "m.pth.run", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        return
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert not list((tmp_path / "m.pth.run").glob(".*.tmp"))
+
+
+def test_a_corrupt_latest_checkpoint_falls_back_with_a_warning(tmp_path, capsys):
+    from aecluster.recipes import apply_overrides, load_recipe
+    from aecluster.training import train
+
+    images = two_kinds(64)[0]
+    recipe = apply_overrides(load_recipe("baseline"), [*SETTINGS, "train.epochs=3"])
+    train(images, recipe, tmp_path / "full.pth", progress=False)
+    run = tmp_path / "m.pth.run"
+    train(images, recipe, tmp_path / "m.pth", progress=False)
+    latest = run / "epoch_0003.pth"
+    data = bytearray(latest.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one flipped bit
+    latest.write_bytes(bytes(data))
+    (tmp_path / "m.pth").unlink()
+    train(images, recipe, tmp_path / "m.pth", progress=True)
+    assert "set aside" in capsys.readouterr().err
+    assert (run / "epoch_0003.pth.corrupt").exists()
+    assert same_weights(tmp_path / "full.pth", tmp_path / "m.pth")

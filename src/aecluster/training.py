@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,11 +226,6 @@ def training_outputs(out: Path, run_dir: Path) -> list[Path]:
     return [out, metrics_path(out), run_dir / "metrics.jsonl", *epochs]
 
 
-def needs_metrics_of_all(recipe: dict) -> bool:
-    """Whether the final choice of checkpoint reads every checkpoint's metrics."""
-    return recipe["select"]["checkpoint"] != "last"
-
-
 def _resume(run_dir: Path, recipe: dict, data_id: str) -> tuple[dict | None, list[dict]]:
     """The latest readable epoch checkpoint of `run_dir` (None if there is none) and the
     metric rows stored in it and in the checkpoints before it.
@@ -246,7 +242,9 @@ def _resume(run_dir: Path, recipe: dict, data_id: str) -> tuple[dict | None, lis
             if states:
                 raise
             path.replace(path.with_name(path.name + ".corrupt"))
-            tqdm.write(f"warning: {e}; set aside, resuming from the checkpoint before it")
+            tqdm.write(
+                f"warning: {e}; set aside, resuming from the checkpoint before it", file=sys.stderr
+            )
             continue
         if not states:
             if state.get("data") != data_id:
@@ -261,8 +259,6 @@ def _resume(run_dir: Path, recipe: dict, data_id: str) -> tuple[dict | None, lis
                     "use a new run directory (--run-dir) or delete it"
                 )
         states.append(state)
-        if not needs_metrics_of_all(recipe):
-            break
     if not states:
         return None, []
     return states[0], [state["metrics"] for state in reversed(states)]
