@@ -178,3 +178,42 @@ def test_a_trained_head_refuses_what_it_cannot_do(tmp_path, tiny_recipe):
     with pytest.raises(InputError, match="finetune needs"):
         train(images, apply_overrides(tiny_recipe, ["finetune.epochs=1"]), tmp_path / "x.pth",
               progress=False)  # fmt: skip
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_epoch(
+    tmp_path, tiny_recipe, monkeypatch
+):
+    from aecluster.training import TrainingDiverged
+
+    images, _ = two_kinds(64)
+    recipe = apply_overrides(tiny_recipe, ["train.epochs=3", "train.checkpoint_every=3"])
+    forward, calls = Objective.forward, [0]
+
+    def diverging(self, x, g):
+        calls[0] += 1
+        terms = forward(self, x, g)
+        if calls[0] > 2:  # the second epoch's first batch (2 batches per epoch)
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(Objective, "forward", diverging)
+    with pytest.raises(TrainingDiverged, match="diverged in epoch 2: the loss is nan"):
+        train(images, recipe, tmp_path / "m.pth", progress=False)
+    assert not (tmp_path / "m.pth").exists()
+    assert [e for e, _ in epoch_checkpoints(tmp_path / "m.pth.run")] == [1]
+    weights = load_checkpoint(tmp_path / "m.pth.run" / "epoch_0001.pth")["model"]
+    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+
+
+def test_api_images_are_validated_not_wrapped(tmp_path, tiny_recipe):
+    from aecluster.predict import embed
+
+    images, _ = two_kinds(16)
+    with pytest.raises(InputError, match="values range over"):
+        train(images.astype(np.int64) + 200, tiny_recipe, tmp_path / "m.pth", progress=False)
+    assert not (tmp_path / "m.pth.run").exists()
+    model = build_model("conv", widths=[8, 16], bottleneck=8)
+    as_float = embed(model, images.astype(np.float32) / 255)
+    assert np.allclose(as_float, embed(model, images), atol=1e-5)
+    with pytest.raises(InputError, match="values range over"):
+        embed(model, images.astype(np.int64) * 2)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint without ever running code from it; clear errors for anything else."""
     path = check_input_file(path, "checkpoint")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickles it then refuses
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # torch names the offending import on a line of its own ("... GLOBAL posix.system ...")
         reason = next((line.split("error:", 1)[-1].strip() for line in str(e).splitlines()

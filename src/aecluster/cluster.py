@@ -93,10 +93,12 @@ REDUCERS: dict[str, Step] = {
 
 
 def _head_shapes_agree(p: dict) -> bool:
-    dim = len(p.get("mean", []))
-    rows = p.get("weight", [])
+    if not {"mean", "scale", "weight", "bias"} <= set(p):
+        return False
+    dim = len(p["mean"])
+    rows = p["weight"]
     return (
-        len(p.get("scale", [])) == dim
+        len(p["scale"]) == dim
         and all(len(row) == dim for row in rows)
         and len(p.get("bias", [])) == len(rows)
     )
@@ -148,7 +150,7 @@ CLUSTERERS: dict[str, Step] = {
                 "weight": ListOf(ListOf(FINITE, 1, 65536), 1, 10_000),
                 "bias": ListOf(FINITE, 1, 10_000),
             },
-            rules=(Rule(_head_shapes_agree, "mean, scale, weight and bias sizes disagree"),),
+            rules=(Rule(_head_shapes_agree, "needs mean, scale, weight and bias of agreeing sizes"),),  # noqa: E501
         ),
     ),
 }  # fmt: skip

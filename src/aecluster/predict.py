@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from aecluster.cluster import ClusterPipeline, pipeline_from_recipe
-from aecluster.data import iter_batches
+from aecluster.data import as_images, iter_batches
 from aecluster.errors import InputError
-from aecluster.files import atomic_path, check_output_path
+from aecluster.files import atomic_path, check_input_file, check_output_path
 from aecluster.models import AutoEncoder
 
 BATCH = 512
@@ -25,7 +26,8 @@ def _batches(images: np.ndarray, desc: str, progress: bool):
 
 @torch.inference_mode()
 def embed(model: AutoEncoder, images: np.ndarray, progress: bool = False) -> np.ndarray:
-    """Latent codes (N, latent_dim) of uint8 images, encoder only, in batches."""
+    """Latent codes (N, latent_dim) of images, encoder only, in batches."""
+    images = as_images(images, "images")
     model.eval()
     codes = [model.encode(x).float().numpy() for x in _batches(images, "embed", progress)]
     return np.concatenate(codes)
@@ -36,6 +38,7 @@ def reconstruction_errors(
     model: AutoEncoder, images: np.ndarray, progress: bool = False
 ) -> np.ndarray:
     """Per-image mean squared reconstruction error, on the [-1, 1] scale."""
+    images = as_images(images, "images")
     model.eval()
     errs = [
         ((model(x).recon - x) ** 2).mean((1, 2, 3)).numpy()
@@ -89,8 +92,12 @@ def write_predictions(path: str | os.PathLike, labels: np.ndarray, overwrite: bo
 
 
 def read_predictions(path: str | os.PathLike) -> np.ndarray:
+    """The labels of an `id,label` prediction CSV."""
+    path = check_input_file(path, "prediction CSV")
     try:
-        table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
+        with warnings.catch_warnings():  # an empty file: refused below, not warned about
+            warnings.simplefilter("ignore")
+            table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: not an id,label prediction CSV ({e})") from None
     if table.shape[1] != 2 or not np.array_equal(table[:, 0], np.arange(len(table))):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from aecluster.augment import TRANSFORMS
 from aecluster.cluster import CLUSTERERS, REDUCERS
 from aecluster.errors import InputError
+from aecluster.files import check_input_file, os_reason
 from aecluster.models import MODELS
 from aecluster.optim import LR_SCHEDULES, OPTIMIZERS
 from aecluster.schema import Bool, Int, ListOf, Named, Options, Real, Spec, Table, Text
@@ -157,22 +159,43 @@ def complete(recipe: dict, where: str = "recipe") -> dict:
     return full
 
 
+BARE_WORD = re.compile(r"[A-Za-z_][\w-]*")
+
+
+def parse_setting(item: str) -> tuple[list[str], Any]:
+    """`section.key=value` -> (["section", "key"], value); the value is TOML, or a bare word
+    taken as a string (`cluster.method=kmeans`)."""
+    key, sep, text = item.partition("=")
+    path = key.strip().split(".")
+    if not sep or not all(path):
+        raise InputError(f"--set {item}: expected section.key=value")
+    try:
+        return path, tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError as e:
+        if BARE_WORD.fullmatch(text.strip()):
+            return path, text.strip()
+        raise InputError(f"--set {item}: value is not valid TOML ({e})") from None
+
+
 def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
-    """Apply `section.key=value` settings, the value written in TOML (e.g. `train.epochs=2`)."""
+    """Apply `section.key=value` settings (e.g. `train.epochs=2`, `cluster.method=kmeans`).
+
+    A name given where a step's table belongs stands for that step with its defaults.
+    """
     recipe = copy.deepcopy(recipe)
     for item in overrides:
-        key, sep, value = item.partition("=")
-        try:
-            parsed = tomllib.loads(f"v = {value}")["v"] if sep else None
-        except tomllib.TOMLDecodeError as e:
-            raise InputError(f"--set {item}: value is not valid TOML ({e})") from None
-        *parents, leaf = key.strip().split(".")
+        path, value = parse_setting(item)
         node = recipe
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if not sep or not isinstance(node, dict):
-            raise InputError(f"--set {item}: expected section.key=value")
-        node[leaf] = parsed
+        for depth, part in enumerate(path[:-1]):
+            if not isinstance(node.get(part), dict):
+                where = ".".join(path[:depth]) or "recipe"
+                known = ", ".join(k for k, v in node.items() if isinstance(v, dict))
+                raise InputError(f"--set {item}: {where} has no section {part!r}; known: {known}")
+            node = node[part]
+        current = node.get(path[-1])
+        if isinstance(value, str) and isinstance(current, dict) and "name" in current:
+            value = {"name": value}
+        node[path[-1]] = value
     return complete(recipe, where="--set")
 
 
@@ -183,24 +206,27 @@ def load_recipe(name_or_path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -
     file) takes that recipe and changes only what this file states.
     """
     path = Path(name_or_path)
-    if not path.suffix:
+    if not path.suffix and not path.exists():
         path = RECIPES_DIR / f"{name_or_path}.toml"
         if not path.exists():
             raise InputError(
                 f"unknown recipe {str(name_or_path)!r}; built in: {', '.join(builtin_recipes())}"
             )
-    if not path.is_file():
-        raise InputError(f"{path}: recipe file not found")
+    check_input_file(path, "recipe file")
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: not a valid TOML recipe ({e})") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the recipe ({os_reason(e)})") from None
     base = data.pop("base", None)
     if base is None:
         recipe = complete(data, where=str(path))
     else:
         if path.resolve() in _seen:
             raise InputError(f"{path}: recipes name each other as base in a cycle")
+        if not isinstance(base, str):
+            raise InputError(f"{path}: base = {base!r}: expected a recipe name or file")
         base_path = base if not Path(base).suffix else path.parent / base
         recipe = _merge(load_recipe(base_path, (*_seen, path.resolve())), data, str(path))
     recipe["name"] = path.stem
