@@ -109,3 +109,29 @@ def test_any_array_is_either_valid_images_or_a_clear_error(array):
         assert str(e).startswith("h.npy: ")
     else:
         assert out.dtype == np.uint8 and out.ndim == 4 and out.shape[-1] == 3 and len(out) > 0
+
+
+def test_floats_just_above_one_are_the_unit_scale_not_binarised():
+    from aecluster.data import as_images
+
+    x = np.linspace(0, 1.02, 2 * 8 * 8 * 3, dtype=np.float32).reshape(2, 8, 8, 3)
+    out = as_images(x)
+    assert out.dtype == np.uint8 and out.max() == 255 and len(np.unique(out)) > 100
+    assert np.array_equal(as_images(x * 255 / 1.02)[..., 0] > 0, out[..., 0] > 0)
+
+
+def test_float_conversion_works_in_chunks_and_never_writes_its_input(tmp_path):
+    import tracemalloc
+
+    from aecluster.data import load_images
+
+    x = np.random.default_rng(0).random((3000, 32, 32, 3), dtype=np.float32)
+    np.save(tmp_path / "f.npy", x)
+    before = (tmp_path / "f.npy").read_bytes()
+    tracemalloc.start()
+    out = load_images(tmp_path / "f.npy")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out.shape == (3000, 32, 32, 3) and out.dtype == np.uint8
+    assert peak < x.nbytes, f"peak {peak / 2**20:.0f} MiB for a {x.nbytes / 2**20:.0f} MiB file"
+    assert (tmp_path / "f.npy").read_bytes() == before

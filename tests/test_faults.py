@@ -179,3 +179,23 @@ def test_a_corrupt_latest_checkpoint_falls_back_with_a_warning(tmp_path, capsys)
     assert "set aside" in capsys.readouterr().err
     assert (run / "epoch_0003.pth.corrupt").exists()
     assert same_weights(tmp_path / "full.pth", tmp_path / "m.pth")
+
+
+def test_sigterm_during_predict_leaves_no_temp_file_and_no_output(tmp_path):
+    from aecluster.checkpoint import save_checkpoint
+    from aecluster.models import build_model
+    from aecluster.recipes import apply_overrides, load_recipe
+
+    recipe = apply_overrides(load_recipe("baseline"), SETTINGS)
+    model = build_model(recipe["model"]["name"], **recipe["model"]["params"])
+    save_checkpoint(tmp_path / "m.pth", {"recipe": recipe, "model": model.state_dict()})
+    np.save(tmp_path / "x.npy", two_kinds(32)[0])
+    # SIGTERM arrives with the CSV in its temp file, just before the rename
+    terminate = KILLER.replace("signal.SIGKILL", "signal.SIGTERM")
+    r = subprocess.run([sys.executable, "-c", terminate, "replace", "before", "1", "predict",
+                        "--data", str(tmp_path / "x.npy"), "--checkpoint", str(tmp_path / "m.pth"),
+                        "--out", str(tmp_path / "p.csv"), "--quiet"],
+                       env=ENV, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 130 and "interrupted" in r.stderr, r.stderr
+    assert not (tmp_path / "p.csv").exists()
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -106,7 +106,7 @@ def as_images(array: np.ndarray, source: str = "array") -> np.ndarray:
     return array
 
 
-CHUNK = 4096  # images converted at a time: memory stays bounded for any N
+CHUNK = 1024  # images converted at a time: memory stays bounded for any N
 
 
 def _to_uint8(array: np.ndarray, source: str) -> np.ndarray:
@@ -127,8 +127,10 @@ def _to_uint8(array: np.ndarray, source: str) -> np.ndarray:
     scale = 255.0 if unit else 1.0
     out = np.empty(array.shape, dtype=np.uint8)
     for start in range(0, len(array), CHUNK):
-        chunk = np.asarray(array[start : start + CHUNK], dtype=np.float32) * scale
-        out[start : start + CHUNK] = np.clip(np.rint(chunk), 0, 255)
+        chunk = np.array(array[start : start + CHUNK], dtype=np.float32)  # a copy, never a view
+        chunk *= scale
+        np.clip(np.rint(chunk, out=chunk), 0, 255, out=chunk)
+        out[start : start + CHUNK] = chunk
     return out
 
 
