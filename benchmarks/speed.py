@@ -20,7 +20,8 @@ from aecluster.data import load_images, to_tensor
 from aecluster.models import build_model
 from aecluster.predict import embed
 from aecluster.recipes import load_recipe
-from aecluster.training import Objective, build_optimizer
+from aecluster.optim import build_optimizer
+from aecluster.training import Objective
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared/data/hw9like/trainX.npy"
 
@@ -28,15 +29,12 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared/data/hw9like/trainX.
 def train_speed(recipe: dict, images: np.ndarray, steps: int, channels_last: bool) -> float:
     torch.manual_seed(0)
     model = build_model(recipe["model"]["name"], **recipe["model"]["params"])
-    objective = Objective(model, recipe)
-    if channels_last:  # what train.channels_last = true does
-        objective = objective.to(memory_format=torch.channels_last)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    objective = Objective(model, recipe, layout).to(memory_format=layout)
     opt = build_optimizer(objective.parameters(), recipe["train"])
     bs = recipe["train"]["batch_size"]
     g = torch.Generator().manual_seed(0)
     x = to_tensor(images[:bs])
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
     for i in range(steps + 2):
         if i == 2:
             t0 = time.perf_counter()

@@ -115,7 +115,7 @@ NAMED_VALUES = st.sampled_from([
 ])  # fmt: skip
 
 
-def fast_train(images, recipe, out, run_dir, val, budget, data_id, progress):
+def fast_train(images, recipe, out, run_dir, val, budget, data_id, progress, device):
     """Stands in for the training loop: build everything the recipe drives and take one step."""
     model = build_model(recipe["model"]["name"], **recipe["model"]["params"])
     objective = Objective(model, recipe)

@@ -183,7 +183,7 @@ def test_a_trained_head_refuses_what_it_cannot_do(tmp_path, tiny_recipe):
 def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_epoch(
     tmp_path, tiny_recipe, monkeypatch
 ):
-    from aecluster.training import TrainingDiverged
+    from aecluster.seeding import TrainingDiverged
 
     images, _ = two_kinds(64)
     recipe = apply_overrides(tiny_recipe, ["train.epochs=3", "train.checkpoint_every=3"])

@@ -116,7 +116,13 @@ def _check_weights(path: Path, name: str, model: AutoEncoder, weights: Any) -> N
 
 def load_model(path: str | os.PathLike) -> tuple[AutoEncoder, dict[str, Any]]:
     """The model, in eval mode, and the completed recipe stored in the checkpoint at `path`."""
-    state = load_checkpoint(path)
+    return model_from_state(load_checkpoint(path), path)
+
+
+def model_from_state(
+    state: dict[str, Any], path: str | os.PathLike = "checkpoint"
+) -> tuple[AutoEncoder, dict[str, Any]]:
+    """The model and completed recipe of a checkpoint's content (checked as on load)."""
     for key in ("recipe", "model"):
         if not isinstance(state.get(key), dict):
             raise InputError(f"{path}: checkpoint has no {key!r} table")

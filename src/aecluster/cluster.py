@@ -46,12 +46,17 @@ class TSNE(TransformerMixin, BaseEstimator):
             # faster below a few thousand points
             negative_gradient_method="fft" if self.n_components <= 2 and len(X) > 5000 else "bh",
         )
-        self.embedding_ = np.asarray(tsne.fit(X))
+        self.tsne_ = tsne.fit(X)
+        self.embedding_ = np.asarray(self.tsne_)
         return self.embedding_
 
     def fit(self, X: np.ndarray, y: Any = None) -> TSNE:
         self.fit_transform(X)
         return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Place new points in the fitted embedding (openTSNE's out-of-sample transform)."""
+        return np.asarray(self.tsne_.transform(check_array(X, dtype=np.float64)))
 
 
 @dataclass(frozen=True)
@@ -163,11 +168,27 @@ def build_step(registry: dict[str, Step], spec: dict, *args: Any, seed: int) -> 
     return registry[spec["name"]].build(*args, seed=seed, **params)
 
 
+def gaussian_memberships(Z: np.ndarray, centroids: np.ndarray, variance: float) -> np.ndarray:
+    """(N, k) soft assignments under isotropic Gaussians of one `variance` around `centroids`
+    (rows of NaN are clusters that ended empty: probability 0)."""
+    present = ~np.isnan(centroids).any(1)
+    c = centroids[present]
+    d2 = np.maximum((Z**2).sum(1, keepdims=True) - 2 * Z @ c.T + (c**2).sum(1), 0.0)
+    logits = -d2 / (2 * variance)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    proba = np.zeros((len(Z), len(centroids)))
+    proba[:, present] = p / p.sum(1, keepdims=True)
+    return proba
+
+
 class ClusterPipeline(ClusterMixin, BaseEstimator):
     """Reduce (e.g. KernelPCA -> t-SNE), then cluster.
 
-    After `fit`, `labels_` holds the clusters and `embedding_` the last reduced representation
-    (2-D after t-SNE), which the report plots.
+    After `fit`, `labels_` holds the clusters, `proba_` the soft assignments and `embedding_`
+    the last reduced representation (2-D after t-SNE), which the report plots. `predict` and
+    `predict_proba` place new codes with the fitted steps, without refitting. Soft assignments
+    are the clusterer's own where it has them (SCAN, a trained head, a Gaussian mixture), else
+    isotropic Gaussians around the cluster centroids with the spread of the fitted points.
     """
 
     def __init__(
@@ -183,14 +204,16 @@ class ClusterPipeline(ClusterMixin, BaseEstimator):
         self.seed = seed
 
     def reduce_transform(self, X: np.ndarray) -> np.ndarray:
-        """Run only the reduction steps (fitting them) and return the result."""
+        """Fit the reduction steps on X and return the reduced X."""
         Z = check_array(X, dtype=np.float64)
+        self.reducers_ = []
         for spec in self.reduce:
             step = build_step(REDUCERS, spec, seed=self.seed)
             n_components = getattr(step, "n_components", None)
             if n_components is not None and n_components >= min(Z.shape):
                 step.set_params(n_components=max(1, min(Z.shape) - 1))
             Z = step.fit_transform(Z)
+            self.reducers_.append(step)
         return Z
 
     def fit(self, X: np.ndarray, y: Any = None) -> ClusterPipeline:
@@ -198,11 +221,51 @@ class ClusterPipeline(ClusterMixin, BaseEstimator):
             raise InputError(f"n_clusters must be at least 2, got {self.n_clusters}")
         if len(X) < self.n_clusters:
             raise InputError(f"{len(X)} images cannot form {self.n_clusters} clusters")
-        self.embedding_ = self.reduce_transform(X)
-        method = self.method or {"name": "kmeans"}
-        clusterer = build_step(CLUSTERERS, method, self.n_clusters, seed=self.seed)
-        self.labels_ = np.asarray(clusterer.fit_predict(self.embedding_), dtype=np.int64)
+        Z = self.embedding_ = self.reduce_transform(X)
+        clusterer = build_step(CLUSTERERS, self.method or {"name": "kmeans"}, self.n_clusters,
+                               seed=self.seed)  # fmt: skip
+        self.labels_ = np.asarray(clusterer.fit_predict(Z), dtype=np.int64)
+        self.clusterer_ = clusterer
+        self.centroids_ = np.stack([Z[self.labels_ == c].mean(0) if (self.labels_ == c).any()
+                                    else np.full(Z.shape[1], np.nan)
+                                    for c in range(self.n_clusters)])  # fmt: skip
+        own = ((Z - self.centroids_[self.labels_]) ** 2).sum(1)
+        self.variance_ = max(float(own.mean()), 1e-12)
+        self.proba_ = self._proba(Z)
         return self
+
+    @classmethod
+    def prefitted_head(cls, cluster_cfg: dict) -> ClusterPipeline:
+        """A pipeline around a checkpoint's trained clustering head, which needs no fitting."""
+        if cluster_cfg["reduce"] or cluster_cfg["method"]["name"] != "head":
+            raise InputError("only a trained head on the raw codes clusters without fitting")
+        pipe = cls(method=cluster_cfg["method"], n_clusters=cluster_cfg["n_clusters"])
+        pipe.reducers_ = []
+        pipe.clusterer_ = build_step(CLUSTERERS, cluster_cfg["method"], pipe.n_clusters, seed=0)
+        return pipe
+
+    def _reduce(self, X: np.ndarray) -> np.ndarray:
+        Z = check_array(X, dtype=np.float64)
+        for step in self.reducers_:
+            Z = step.transform(Z)
+        return Z
+
+    def _proba(self, Z: np.ndarray) -> np.ndarray:
+        if hasattr(self.clusterer_, "predict_proba"):
+            return self.clusterer_.predict_proba(Z)
+        return gaussian_memberships(Z, self.centroids_, self.variance_)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(N, k) soft assignments of new codes."""
+        return self._proba(self._reduce(X))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Clusters of new codes: the clusterer's own `predict` where it has one, else the
+        nearest centroid (e.g. agglomerative clustering)."""
+        Z = self._reduce(X)
+        if hasattr(self.clusterer_, "predict"):
+            return np.asarray(self.clusterer_.predict(Z), dtype=np.int64)
+        return self._proba(Z).argmax(1).astype(np.int64)
 
 
 def pipeline_from_recipe(cluster_cfg: dict, n_clusters: int | None = None) -> ClusterPipeline:

@@ -29,7 +29,9 @@ def embed(model: AutoEncoder, images: np.ndarray, progress: bool = False) -> np.
     """Latent codes (N, latent_dim) of images, encoder only, in batches."""
     images = as_images(images, "images")
     model.eval()
-    codes = [model.encode(x).float().numpy() for x in _batches(images, "embed", progress)]
+    device = next(model.parameters()).device
+    codes = [model.encode(x.to(device)).float().cpu().numpy()
+             for x in _batches(images, "embed", progress)]  # fmt: skip
     return np.concatenate(codes)
 
 
@@ -40,9 +42,10 @@ def reconstruction_errors(
     """Per-image mean squared reconstruction error, on the [-1, 1] scale."""
     images = as_images(images, "images")
     model.eval()
+    device = next(model.parameters()).device
     errs = [
-        ((model(x).recon - x) ** 2).mean((1, 2, 3)).numpy()
-        for x in _batches(images, "reconstruct", progress)
+        ((model(x).recon - x) ** 2).mean((1, 2, 3)).float().cpu().numpy()
+        for x in (b.to(device) for b in _batches(images, "reconstruct", progress))
     ]
     return np.concatenate(errs)
 

@@ -23,7 +23,8 @@ from aecluster.errors import InputError
 
 def scan_features(codes: torch.Tensor, mean: np.ndarray, scale: np.ndarray) -> torch.Tensor:
     """Standardised, then L2-normalised codes: what the heads see and neighbours are mined in."""
-    return F.normalize((codes - torch.from_numpy(mean)) / torch.from_numpy(scale), dim=1)
+    mean, scale = (torch.from_numpy(np.asarray(v)).to(codes.device) for v in (mean, scale))
+    return F.normalize((codes - mean) / scale, dim=1)
 
 
 def scan_loss(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import random
 import re
 import sys
 import time
@@ -27,39 +26,40 @@ from tqdm import tqdm
 
 from aecluster.augment import build_augment, rotate90
 from aecluster.checkpoint import load_checkpoint, save_checkpoint
-from aecluster.cluster import CLUSTERERS, build_step
 from aecluster.data import as_images, fingerprint, to_tensor
-from aecluster.errors import AeclusterError, InputError
+from aecluster.device import resolve_device, to_device
+from aecluster.errors import InputError
 from aecluster.files import (
     check_output_folder,
     new_folder,
     refuse_overwriting_inputs,
     write_text_atomic,
 )
+from aecluster.finetune import scan_finetune
 from aecluster.losses import ProjectionHead, RotationHead, nt_xent
 from aecluster.metrics import scores
 from aecluster.models import AutoEncoder, build_model
 from aecluster.optim import LR_SCHEDULES, build_optimizer
 from aecluster.predict import cluster_codes, embed, reconstruction_errors
 from aecluster.recipes import complete
-from aecluster.scan import ClusterHead, scan_features, scan_loss
+from aecluster.seeding import TrainingDiverged, check_finite, seed_everything
 from aecluster.selection import choose_checkpoint, needs_stability, partition_stability
 
 CHECKPOINT_RE = re.compile(r"epoch_(\d+)\.pth$")
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+CONTIGUOUS = torch.contiguous_format
 
 
 class Objective(nn.Module):
     """Reconstruction MSE plus the auxiliary losses the recipe switches on, and their heads."""
 
-    def __init__(self, model: AutoEncoder, recipe: dict) -> None:
+    def __init__(
+        self, model: AutoEncoder, recipe: dict, layout: torch.memory_format = CONTIGUOUS
+    ) -> None:
         super().__init__()
         self.model = model
+        self.layout = layout
         self.weights = recipe["loss"]
         self.augment = build_augment(recipe["augment"])
         self.views = build_augment(recipe["views"])
@@ -67,22 +67,26 @@ class Objective(nn.Module):
         self.projection = ProjectionHead(model.latent_dim) if self.weights["contrastive"] else None
 
     def forward(self, x: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor]:
+        """Loss terms for a CPU batch `x`; augmentations draw from the CPU generator `g` (so a
+        run is the same on any device), the model runs on its own device."""
         w = self.weights
+        device = next(self.model.parameters()).device
+        place = lambda t: to_device(t, device, self.layout)  # noqa: E731
         # with a contrastive loss the autoencoder reconstructs the first view, so that one
         # encoder pass serves both losses (the encoder is a third of the step's time)
         target = self.views(x, g) if self.projection is not None else x
         inputs = self.augment(target, g) if self.augment else target
-        out = self.model(inputs)
+        out = self.model(place(inputs))
         # a denoising/augmenting autoencoder still reconstructs the un-noised target
-        terms = {"reconstruction": F.mse_loss(out.recon, target)}
+        terms = {"reconstruction": F.mse_loss(out.recon, place(target))}
         if w["kl"]:
             terms["kl"] = out.kl
         if self.rotation_head is not None:
             k = torch.randint(0, 4, (len(x),), generator=g)
-            logits = self.rotation_head(self.model.encode(rotate90(x, k)))
-            terms["rotation"] = F.cross_entropy(logits, k)
+            logits = self.rotation_head(self.model.encode(place(rotate90(x, k))))
+            terms["rotation"] = F.cross_entropy(logits, k.to(device))
         if self.projection is not None:
-            z2 = self.model.encode(self.views(x, g))
+            z2 = self.model.encode(place(self.views(x, g)))
             terms["contrastive"] = nt_xent(
                 self.projection(out.latent), self.projection(z2), w["temperature"]
             )
@@ -141,61 +145,6 @@ class Validation:
     labels: np.ndarray
 
 
-class TrainingDiverged(AeclusterError):
-    """The loss became NaN or infinite; nothing of that epoch is saved."""
-
-
-def check_finite(loss: torch.Tensor, where: str) -> None:
-    if not torch.isfinite(loss):
-        raise TrainingDiverged(
-            f"training diverged in {where}: the loss is {loss.item()}; the last good epoch "
-            "checkpoint is kept and no final model is written (lower train.lr?)"
-        )
-
-
-def scan_finetune(
-    model: AutoEncoder, data: torch.Tensor, recipe: dict, layout: torch.memory_format,
-    progress: bool = True,
-) -> dict:  # fmt: skip
-    """SCAN's fine-tuning step; returns the trained head as a `cluster.method` spec.
-
-    The recipe's SCAN clustering of the codes picks the head and the neighbours; then encoder,
-    decoder and head are trained so that augmented views of an image and of one of its
-    neighbours get the same cluster (SCAN loss), while the autoencoder reconstructs the view.
-    """
-    cfg, cluster = recipe["finetune"], recipe["cluster"]
-    scan = build_step(CLUSTERERS, cluster["method"], cluster["n_clusters"], seed=cluster["seed"])
-    scan.fit(embed(model, data.numpy()))
-    model.train()
-    head, neighbors = scan.head_, scan.neighbors_
-    features = lambda z: scan_features(z, scan.mean_, scan.scale_)  # noqa: E731
-    views = build_augment(recipe["views"])
-    optimizer = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=cfg["lr"],
-                                 weight_decay=cfg["weight_decay"])  # fmt: skip
-    n, k, bs = len(data), neighbors.shape[1], recipe["train"]["batch_size"]
-    seed = recipe["train"]["seed"] * 100_003 + recipe["train"]["epochs"]
-    for epoch in tqdm(range(cfg["epochs"]), desc="SCAN fine-tuning", disable=not progress):
-        seed_everything(seed + epoch)
-        g = torch.Generator().manual_seed(seed + epoch)
-        for idx in torch.randperm(n, generator=g).split(bs):
-            if len(idx) < 2:
-                continue
-            pick = neighbors[idx, torch.randint(0, k, (len(idx),), generator=g)]
-            anchors = views(to_tensor(data[idx].numpy()), g).contiguous(memory_format=layout)
-            others = views(to_tensor(data[pick].numpy()), g).contiguous(memory_format=layout)
-            out = model(anchors)
-            loss = scan_loss(
-                head(features(out.latent)), head(features(model.encode(others))),
-                scan.entropy_weight,
-            ) + recipe["loss"]["reconstruction"] * F.mse_loss(out.recon, anchors)  # fmt: skip
-            check_finite(loss, f"SCAN fine-tuning epoch {epoch + 1}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    params = ClusterHead.from_scan(scan).get_params()
-    return {"name": "head", **{k: v for k, v in params.items() if k != "n_clusters"}}
-
-
 def checkpoint_metrics(
     model: AutoEncoder, recipe: dict, images: np.ndarray, val: Validation | None
 ) -> dict:
@@ -213,6 +162,18 @@ def checkpoint_metrics(
         row.update({f"val_{k}": v for k, v in scores(val.labels, labels).items()})
     model.train()
     return row
+
+
+def _on_cpu(state: object) -> object:
+    """A deep copy of a (nested) state dict with every tensor on the CPU: checkpoints load
+    anywhere."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {k: _on_cpu(v) for k, v in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(_on_cpu(v) for v in state)
+    return copy.deepcopy(state)
 
 
 def default_run_dir(out: Path) -> Path:
@@ -272,6 +233,7 @@ def train(
     val: Validation | None = None,
     budget_minutes: float | None = None,
     progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> dict:
     """Train the recipe's autoencoder on images; write the final checkpoint to `out`.
 
@@ -293,13 +255,14 @@ def train(
     memmapped = [getattr(a, "filename", None) for a in (images, val and val.images)]
     refuse_overwriting_inputs(training_outputs(out, run_dir), memmapped)
     data_id = fingerprint(images)
+    device = resolve_device(device)
     with new_folder(run_dir):
-        return _train(images, recipe, out, run_dir, val, budget, data_id, progress)
+        return _train(images, recipe, out, run_dir, val, budget, data_id, progress, device)
 
 
 def _train(
     images: np.ndarray, recipe: dict, out: Path, run_dir: Path, val: Validation | None,
-    budget: float, data_id: str, progress: bool,
+    budget: float, data_id: str, progress: bool, device: torch.device,
 ) -> dict:  # fmt: skip
     cfg = recipe["train"]
     for stale in run_dir.glob(".*.tmp"):  # left by a process killed mid-write
@@ -308,9 +271,8 @@ def _train(
 
     seed_everything(cfg["seed"])
     model = build_model(recipe["model"]["name"], **recipe["model"]["params"])
-    objective = Objective(model, recipe)
-    layout = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
-    objective = objective.to(memory_format=layout)
+    layout = torch.channels_last if cfg["channels_last"] else CONTIGUOUS
+    objective = Objective(model, recipe, layout).to(device, memory_format=layout)
     optimizer = build_optimizer(objective.parameters(), cfg)
 
     start_epoch, prior_minutes = 0, 0.0
@@ -351,8 +313,7 @@ def _train(
             total, bar = 0.0, tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}",
                                    disable=not progress, leave=False)  # fmt: skip
             for idx in bar:
-                x = to_tensor(data[idx].numpy()).contiguous(memory_format=layout)
-                terms = objective(x, g)
+                terms = objective(to_tensor(data[idx].numpy()), g)
                 check_finite(terms["loss"], f"epoch {epoch + 1}")
                 optimizer.zero_grad(set_to_none=True)
                 terms["loss"].backward()
@@ -362,9 +323,9 @@ def _train(
             last = {"epoch": epoch + 1, "loss": total / n}
             snapshot = {
                 "recipe": recipe,
-                "model": copy.deepcopy(model.state_dict()),
-                "objective": copy.deepcopy(objective.state_dict()),
-                "optimizer": copy.deepcopy(optimizer.state_dict()),
+                "model": _on_cpu(model.state_dict()),
+                "objective": _on_cpu(objective.state_dict()),
+                "optimizer": _on_cpu(optimizer.state_dict()),
             }
             # the next epoch (and its checkpoint) may be slower than the average when the CPU is
             # shared: assume the slower of the average and this epoch, with 20% to spare; a
@@ -398,10 +359,10 @@ def _train(
     state = load_checkpoint(saved[chosen])
     final_recipe, weights, t_finetune = recipe, state["model"], time.monotonic()
     if recipe["finetune"]["epochs"]:
-        model.load_state_dict(weights)
+        model.load_state_dict(weights)  # on the training device
         head = scan_finetune(model, data, recipe, layout, progress)
         final_recipe = {**recipe, "cluster": {**recipe["cluster"], "method": head}}
-        weights = model.state_dict()
+        weights = {k: v.cpu() for k, v in model.state_dict().items()}
     summary = {
         "epochs": last_state["epoch"],
         "train_minutes": round(last_state["train_minutes"], 2),

@@ -1,0 +1,36 @@
+"""Where tensors live: `auto` takes a GPU when torch sees one, else the CPU."""
+
+from __future__ import annotations
+
+import torch
+
+from aecluster.errors import InputError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _available(name: str) -> bool:
+    if name == "cuda":
+        return torch.cuda.is_available()
+    if name == "mps":
+        return torch.backends.mps.is_available()
+    return name == "cpu"
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """The torch device for `auto | cpu | cuda | mps` (or `cuda:1`); a clear error if absent."""
+    if isinstance(name, torch.device):
+        return name
+    kind = name.split(":")[0]
+    if kind not in DEVICES:
+        raise InputError(f"--device {name}: expected one of {', '.join(DEVICES)}")
+    if kind == "auto":
+        return torch.device(next((d for d in ("cuda", "mps") if _available(d)), "cpu"))
+    if not _available(kind):
+        raise InputError(f"--device {name}: torch sees no {kind.upper()} device here")
+    return torch.device(name)
+
+
+def to_device(x: torch.Tensor, device: torch.device, layout: torch.memory_format) -> torch.Tensor:
+    """A batch moved to `device` in the model's memory layout (channels_last or not)."""
+    return x.to(device, non_blocking=True).contiguous(memory_format=layout)

@@ -1,0 +1,67 @@
+"""SCAN fine-tuning, the phase after the autoencoder's epochs (Van Gansbeke et al., 2020, step 2).
+
+The recipe's SCAN clustering of the chosen checkpoint's codes picks the clustering head and each
+image's neighbours; then encoder, decoder and head are trained together so that augmented views
+of an image and of one of its neighbours land in the same cluster (SCAN loss), while the
+autoencoder keeps reconstructing the view. The trained head becomes the checkpoint's clustering
+method (`cluster.method = {name = "head", ...}`), so it labels new images too.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from aecluster.augment import build_augment
+from aecluster.cluster import CLUSTERERS, build_step
+from aecluster.data import to_tensor
+from aecluster.device import to_device
+from aecluster.models import AutoEncoder
+from aecluster.predict import embed
+from aecluster.scan import ClusterHead, scan_features, scan_loss
+from aecluster.seeding import check_finite, seed_everything
+
+
+def scan_finetune(
+    model: AutoEncoder,
+    data: torch.Tensor,
+    recipe: dict,
+    layout: torch.memory_format = torch.contiguous_format,
+    progress: bool = True,
+) -> dict:
+    """Fine-tune `model` in place on uint8 images `data`; return the head as a `cluster.method`."""
+    cfg, cluster = recipe["finetune"], recipe["cluster"]
+    device = next(model.parameters()).device
+    place = lambda t: to_device(t, device, layout)  # noqa: E731
+    scan = build_step(CLUSTERERS, cluster["method"], cluster["n_clusters"], seed=cluster["seed"])
+    scan.fit(embed(model, data.numpy()))
+    model.train()
+    head, neighbors = scan.head_.to(device), scan.neighbors_
+    features = lambda z: scan_features(z, scan.mean_, scan.scale_)  # noqa: E731
+    views = build_augment(recipe["views"])
+    optimizer = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=cfg["lr"],
+                                 weight_decay=cfg["weight_decay"])  # fmt: skip
+    n, k, bs = len(data), neighbors.shape[1], recipe["train"]["batch_size"]
+    seed = recipe["train"]["seed"] * 100_003 + recipe["train"]["epochs"]
+    for epoch in tqdm(range(cfg["epochs"]), desc="SCAN fine-tuning", disable=not progress):
+        seed_everything(seed + epoch)
+        g = torch.Generator().manual_seed(seed + epoch)
+        for idx in torch.randperm(n, generator=g).split(bs):
+            if len(idx) < 2:
+                continue
+            pick = neighbors[idx, torch.randint(0, k, (len(idx),), generator=g)]
+            anchors = place(views(to_tensor(data[idx].numpy()), g))
+            others = place(views(to_tensor(data[pick].numpy()), g))
+            out = model(anchors)
+            loss = scan_loss(
+                head(features(out.latent)), head(features(model.encode(others))),
+                scan.entropy_weight,
+            ) + recipe["loss"]["reconstruction"] * F.mse_loss(out.recon, anchors)  # fmt: skip
+            check_finite(loss, f"SCAN fine-tuning epoch {epoch + 1}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    scan.head_ = head.cpu()
+    params = ClusterHead.from_scan(scan).get_params()
+    return {"name": "head", **{k: v for k, v in params.items() if k != "n_clusters"}}
