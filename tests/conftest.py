@@ -43,3 +43,18 @@ def tiny_recipe() -> dict:
     from aecluster.recipes import apply_overrides, load_recipe
 
     return apply_overrides(load_recipe("baseline"), TINY)
+
+
+def flip_a_weight_bit(path: Path) -> None:
+    """Flip one bit inside the largest tensor of a checkpoint (torch's zip format pads its
+    entries, so a flip at a random offset may land in padding and change nothing)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    start = info.header_offset
+    name_len = int.from_bytes(data[start + 26 : start + 28], "little")
+    extra_len = int.from_bytes(data[start + 28 : start + 30], "little")
+    data[start + 30 + name_len + extra_len + info.file_size // 2] ^= 0x01
+    path.write_bytes(bytes(data))

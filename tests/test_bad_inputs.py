@@ -19,7 +19,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import TINY, two_kinds  # noqa: E402
+from conftest import TINY, flip_a_weight_bit, two_kinds  # noqa: E402
 
 from aecluster.checkpoint import FORMAT, checksum, save_checkpoint  # noqa: E402
 from aecluster.cli import main  # noqa: E402
@@ -149,9 +149,9 @@ def checkpoint_with(change: Callable[[dict], None], rehash: bool = True):
 
 
 def bit_flipped(f: Path) -> str:
-    data = bytearray(Path(good_checkpoint(f)).read_bytes())
-    data[len(data) // 2] ^= 0x10
-    return raw(f, "flipped.pth", bytes(data))
+    path = Path(good_checkpoint(f))
+    flip_a_weight_bit(path)
+    return str(path)
 
 
 def first_tensor(state: dict) -> str:

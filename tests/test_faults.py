@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, two_kinds
+from conftest import TINY, flip_a_weight_bit, two_kinds
 
 from aecluster.checkpoint import load_checkpoint
 from aecluster.training import epoch_checkpoints
@@ -169,13 +169,10 @@ def test_a_corrupt_latest_checkpoint_falls_back_with_a_warning(tmp_path, capsys)
     recipe = apply_overrides(load_recipe("baseline"), [*SETTINGS, "train.epochs=3"])
     train(images, recipe, tmp_path / "full.pth", progress=False)
     run = tmp_path / "m.pth.run"
-    train(images, recipe, tmp_path / "m.pth", progress=False)
-    latest = run / "epoch_0003.pth"
-    data = bytearray(latest.read_bytes())
-    data[len(data) // 2] ^= 0x01  # one flipped bit
-    latest.write_bytes(bytes(data))
+    train(images, recipe, tmp_path / "m.pth", progress=False, keep_checkpoints=True)
+    flip_a_weight_bit(run / "epoch_0003.pth")
     (tmp_path / "m.pth").unlink()
-    train(images, recipe, tmp_path / "m.pth", progress=True)
+    train(images, recipe, tmp_path / "m.pth", progress=True, keep_checkpoints=True)
     assert "set aside" in capsys.readouterr().err
     assert (run / "epoch_0003.pth.corrupt").exists()
     assert same_weights(tmp_path / "full.pth", tmp_path / "m.pth")

@@ -30,7 +30,7 @@ def test_training_writes_checkpoints_metrics_and_a_usable_model(tmp_path, tiny_r
     out = tmp_path / "m.pth"
     summary = train(images, tiny_recipe, out, val=Validation(images[:40], y[:40]), progress=False)
     assert summary["epochs"] == 2 and not summary["stopped_by_budget"]
-    assert [e for e, _ in epoch_checkpoints(tmp_path / "m.pth.run")] == [1, 2]
+    assert [e for e, _ in epoch_checkpoints(tmp_path / "m.pth.run")] == [2]  # the rest pruned
     rows = read_metrics(tmp_path / "m.pth.run")
     assert [r["epoch"] for r in rows] == [1, 2]
     assert {"loss", "recon_mse", "val_accuracy", "val_nmi", "minutes"} <= set(rows[0])
@@ -217,3 +217,16 @@ def test_api_images_are_validated_not_wrapped(tmp_path, tiny_recipe):
     assert np.allclose(as_float, embed(model, images), atol=1e-5)
     with pytest.raises(InputError, match="values range over"):
         embed(model, images.astype(np.int64) * 2)
+
+
+def test_checkpoints_are_pruned_to_what_the_recipe_needs_unless_kept(tmp_path, tiny_recipe):
+    images, _ = two_kinds(64)
+    recipe = apply_overrides(tiny_recipe, ["train.epochs=4", 'select.checkpoint="stability"'])
+    summary = train(images, recipe, tmp_path / "m.pth", progress=False)
+    kept = [e for e, _ in epoch_checkpoints(tmp_path / "m.pth.run")]
+    assert kept == sorted({summary["selected_epoch"], 4})
+    assert [r["epoch"] for r in read_metrics(tmp_path / "m.pth.run")] == [1, 2, 3, 4]
+    train(images, recipe, tmp_path / "all.pth", progress=False, keep_checkpoints=True)
+    assert [e for e, _ in epoch_checkpoints(tmp_path / "all.pth.run")] == [1, 2, 3, 4]
+    a, b = _weights(tmp_path / "m.pth"), _weights(tmp_path / "all.pth")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -187,42 +187,44 @@ def training_outputs(out: Path, run_dir: Path) -> list[Path]:
     return [out, metrics_path(out), run_dir / "metrics.jsonl", *epochs]
 
 
-def _resume(run_dir: Path, recipe: dict, data_id: str) -> tuple[dict | None, list[dict]]:
-    """The latest readable epoch checkpoint of `run_dir` (None if there is none) and the
-    metric rows stored in it and in the checkpoints before it.
+def _resume(run_dir: Path, recipe: dict, data_id: str) -> dict | None:
+    """The latest readable epoch checkpoint of `run_dir`, or None if there is none.
 
-    A checkpoint holds its own metrics row, so a kill between writing a checkpoint and
-    updating metrics.jsonl loses nothing. An unreadable latest checkpoint is set aside as
-    `.corrupt`, with a warning, and the one before it is used.
+    A checkpoint holds the metric rows of its run so far, so a kill between writing it and
+    updating metrics.jsonl loses nothing. An unreadable checkpoint is set aside as `.corrupt`,
+    with a warning, and the one before it is used.
     """
-    states: list[dict] = []
     for _, path in reversed(epoch_checkpoints(run_dir)):
         try:
             state = load_checkpoint(path)
         except InputError as e:
-            if states:
-                raise
             path.replace(path.with_name(path.name + ".corrupt"))
-            tqdm.write(
-                f"warning: {e}; set aside, resuming from the checkpoint before it", file=sys.stderr
-            )
+            tqdm.write(f"warning: {e}; set aside, resuming from an earlier checkpoint",
+                       file=sys.stderr)  # fmt: skip
             continue
-        if not states:
-            if state.get("data") != data_id:
-                raise InputError(
-                    f"{run_dir}: holds a run on other images; use a new run directory "
-                    "(--run-dir) or delete it"
-                )
-            if _comparable(state["recipe"]) != _comparable(recipe):
-                difference = _first_difference(_comparable(state["recipe"]), _comparable(recipe))
-                raise InputError(
-                    f"{run_dir}: holds a run of another recipe ({difference}); "
-                    "use a new run directory (--run-dir) or delete it"
-                )
-        states.append(state)
-    if not states:
-        return None, []
-    return states[0], [state["metrics"] for state in reversed(states)]
+        if state.get("data") != data_id:
+            raise InputError(
+                f"{run_dir}: holds a run on other images; use a new run directory "
+                "(--run-dir) or delete it"
+            )
+        if _comparable(state["recipe"]) != _comparable(recipe):
+            difference = _first_difference(_comparable(state["recipe"]), _comparable(recipe))
+            raise InputError(
+                f"{run_dir}: holds a run of another recipe ({difference}); "
+                "use a new run directory (--run-dir) or delete it"
+            )
+        return state
+    return None
+
+
+def prune_checkpoints(run_dir: Path, metrics: list[dict], select_cfg: dict) -> None:
+    """Delete the epoch checkpoints the run no longer needs: all but the latest (to resume)
+    and the one the recipe's selection rule would choose now."""
+    saved = dict(epoch_checkpoints(run_dir))
+    keep = {max(saved), choose_checkpoint([r for r in metrics if r["epoch"] in saved], select_cfg)}
+    for epoch, path in saved.items():
+        if epoch not in keep:
+            path.unlink(missing_ok=True)
 
 
 def train(
@@ -234,10 +236,12 @@ def train(
     budget_minutes: float | None = None,
     progress: bool = True,
     device: str | torch.device = "cpu",
+    keep_checkpoints: bool = False,
 ) -> dict:
     """Train the recipe's autoencoder on images; write the final checkpoint to `out`.
 
     Returns a summary: epochs run, minutes, whether the time budget stopped it, final loss.
+    Epoch checkpoints the recipe no longer needs are deleted unless `keep_checkpoints`.
     An error leaves no empty run folder; the finished epoch checkpoints stay.
     """
     images = as_images(images, "training images")
@@ -257,12 +261,13 @@ def train(
     data_id = fingerprint(images)
     device = resolve_device(device)
     with new_folder(run_dir):
-        return _train(images, recipe, out, run_dir, val, budget, data_id, progress, device)
+        return _train(images, recipe, out, run_dir, val, budget, data_id, progress, device,
+                      keep_checkpoints)  # fmt: skip
 
 
 def _train(
     images: np.ndarray, recipe: dict, out: Path, run_dir: Path, val: Validation | None,
-    budget: float, data_id: str, progress: bool, device: torch.device,
+    budget: float, data_id: str, progress: bool, device: torch.device, keep_checkpoints: bool,
 ) -> dict:  # fmt: skip
     cfg = recipe["train"]
     for stale in run_dir.glob(".*.tmp"):  # left by a process killed mid-write
@@ -275,12 +280,12 @@ def _train(
     objective = Objective(model, recipe, layout).to(device, memory_format=layout)
     optimizer = build_optimizer(objective.parameters(), cfg)
 
-    start_epoch, prior_minutes = 0, 0.0
-    resumed, metrics = _resume(run_dir, recipe, data_id)
-    if resumed is not None:
+    start_epoch, prior_minutes, metrics = 0, 0.0, []
+    if (resumed := _resume(run_dir, recipe, data_id)) is not None:
         objective.load_state_dict(resumed["objective"])
         optimizer.load_state_dict(resumed["optimizer"])
         start_epoch, prior_minutes = resumed["epoch"], resumed["train_minutes"]
+        metrics = resumed["metrics"]
 
     data = torch.from_numpy(np.array(images, dtype=np.uint8))  # in RAM, writable
     n, bs, epochs = len(data), cfg["batch_size"], cfg["epochs"]
@@ -291,14 +296,16 @@ def _train(
     stopped_by_budget = False
 
     def save(epoch: int, state: dict, loss: float) -> None:
-        # the metrics row goes into the checkpoint: one file, written atomically, holds both
+        # the metrics so far go into the checkpoint: one file, written atomically, holds both
         row = {"epoch": epoch, "loss": loss, "minutes": round(minutes(), 3)}
         row.update(checkpoint_metrics(model, recipe, images, val))
+        metrics.append(row)
         path = run_dir / f"epoch_{epoch:04d}.pth"
         save_checkpoint(path, {**state, "epoch": epoch, "train_minutes": minutes(), "loss": loss,
-                               "data": data_id, "metrics": row})  # fmt: skip
-        metrics.append(row)
+                               "data": data_id, "metrics": metrics})  # fmt: skip
         write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in metrics))
+        if not keep_checkpoints:
+            prune_checkpoints(run_dir, metrics, recipe["select"])
 
     objective.train()
     try:
