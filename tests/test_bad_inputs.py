@@ -182,7 +182,7 @@ U8 = np.uint8
 # fmt: off
 CASES = [
     Case("images file missing", predict(lambda f: str(f / "nope.npy")), "nope.npy: file not found"),
-    Case("images path is a directory", predict(lambda f: str(f)), "is a directory"),
+    Case("images folder holding no image files", predict(lambda f: str(f)), "holds no image files"),
     Case("empty file", predict(lambda f: raw(f, "e.npy", b"")), "not an .npy file"),
     Case("text file named .npy", predict(lambda f: raw(f, "t.npy", b"1,2,3\n")), "not an .npy"),
     Case(
@@ -420,7 +420,7 @@ CASES = [
     Case("predict --out is the checkpoint", lambda f: predict(images, out=lambda g: str(g / "good.pth"))(f) + ["--overwrite"], "is also an input"),
     Case("predict --out is a symlink to the images", lambda f: predict(images, out=lambda g: alias(g, str(g / "trainX.npy")))(f) + ["--overwrite"], "is also an input"),
     Case("train --out is the images file", lambda f: ["train", "--data", images(f), "--out", str(f / "trainX.npy"), "--overwrite"], "is also an input"),
-    Case("train --run-dir is a file", lambda f: ["train", "--data", images(f), "--out", str(f / "m.pth"), "--run-dir", raw(f, "runfile", b"x"), *[a for s in TINY for a in ("--set", s)]], "exists as a file"),
+    Case("train --run-dir is a file", lambda f: ["train", "--data", images(f), "--out", str(f / "m.pth"), "--run-dir", raw(f, "runfile", b"x"), "--recipe", "baseline", *[a for s in TINY for a in ("--set", s)]], "exists as a file"),
     Case("train output folder missing", lambda f: ["train", "--data", images(f), "--out", str(f / "no" / "m.pth")], "does not exist"),
     Case("predict onto a full disk", predict(images, out=lambda f: "/dev/full"), "no space left on the device"),
     Case("predict --n-clusters 0", predict(images, extra=["--n-clusters", "0"]), "--n-clusters = 0: expected an integer in [2, 10000]"),

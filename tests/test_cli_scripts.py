@@ -53,7 +53,8 @@ def test_cli_train_predict_evaluate(tmp_path, images_file, capsys):
     labels = tmp_path / "y.npy"
     np.save(labels, np.arange(96) % 2)
     sets = [a for s in TINY for a in ("--set", s)]
-    assert main(["train", "--data", str(images_file), "--out", str(ckpt), "--quiet", *sets]) == 0
+    assert main(["train", "--recipe", "baseline", "--data", str(images_file), "--out", str(ckpt),
+                 "--quiet", *sets]) == 0  # fmt: skip
     assert main(["predict", "--checkpoint", str(ckpt), "--data", str(images_file),
                  "--out", str(pred), "--quiet"]) == 0  # fmt: skip
     assert main(["evaluate", "--predictions", str(pred), "--val-y", str(labels)]) == 0

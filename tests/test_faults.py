@@ -21,7 +21,7 @@ SETTINGS = [*TINY, "train.epochs=8", "train.checkpoint_every=1"]
 
 def train_cmd(data, out):
     sets = [a for s in SETTINGS for a in ("--set", s)]
-    return [sys.executable, "-m", "aecluster", "train", "--data", str(data), "--out", str(out),
+    return [sys.executable, "-m", "aecluster", "train", "--recipe", "baseline", "--data", str(data), "--out", str(out),
             "--quiet", *sets]  # fmt: skip
 
 
@@ -114,7 +114,17 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 def staged_args(data, out) -> list[str]:
     sets = [a for s in STABLE for a in ("--set", s)]
-    return ["train", "--data", str(data), "--out", str(out), "--quiet", *sets]
+    return [
+        "train",
+        "--recipe",
+        "baseline",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--quiet",
+        *sets,
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -115,7 +115,7 @@ NAMED_VALUES = st.sampled_from([
 ])  # fmt: skip
 
 
-def fast_train(images, recipe, out, run_dir, val, budget, data_id, progress, device):
+def fast_train(images, recipe, *rest):
     """Stands in for the training loop: build everything the recipe drives and take one step."""
     model = build_model(recipe["model"]["name"], **recipe["model"]["params"])
     objective = Objective(model, recipe)
@@ -137,7 +137,7 @@ def test_any_set_value_trains_or_is_refused_in_one_line(monkeypatch, setting):
         folder = Path(d)
         np.save(folder / "X.npy", two_kinds(8)[0])
         sets = [a for s in [*TINY, setting] for a in ("--set", s)]
-        code, _ = run_cli(["train", "--data", str(folder / "X.npy"), "--out",
+        code, _ = run_cli(["train", "--recipe", "baseline", "--data", str(folder / "X.npy"), "--out",
                            str(folder / "m.pth"), *sets], folder)  # fmt: skip
         if code == 2:
             assert not (folder / "m.pth.run").exists(), "an empty run folder was left"

@@ -4,11 +4,13 @@ never onto an input."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
+import io
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from aecluster.errors import InputError
@@ -156,6 +158,15 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
 def write_text_atomic(path: PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_csv(path: PathLike, header: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """A CSV file (values quoted where they need it), written atomically."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text_atomic(path, text.getvalue())
 
 
 @contextlib.contextmanager

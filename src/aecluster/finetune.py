@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from aecluster.augment import build_augment
 from aecluster.cluster import CLUSTERERS, build_step
@@ -19,6 +18,7 @@ from aecluster.data import to_tensor
 from aecluster.device import to_device
 from aecluster.models import AutoEncoder
 from aecluster.predict import embed
+from aecluster.progress import progress_bar
 from aecluster.scan import ClusterHead, scan_features, scan_loss
 from aecluster.seeding import check_finite, seed_everything
 
@@ -44,7 +44,7 @@ def scan_finetune(
                                  weight_decay=cfg["weight_decay"])  # fmt: skip
     n, k, bs = len(data), neighbors.shape[1], recipe["train"]["batch_size"]
     seed = recipe["train"]["seed"] * 100_003 + recipe["train"]["epochs"]
-    for epoch in tqdm(range(cfg["epochs"]), desc="SCAN fine-tuning", disable=not progress):
+    for epoch in progress_bar(range(cfg["epochs"]), desc="SCAN fine-tuning", enabled=progress):
         seed_everything(seed + epoch)
         g = torch.Generator().manual_seed(seed + epoch)
         for idx in torch.randperm(n, generator=g).split(bs):

@@ -7,20 +7,20 @@ import warnings
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from aecluster.cluster import ClusterPipeline, pipeline_from_recipe
 from aecluster.data import as_images, iter_batches
 from aecluster.errors import InputError
-from aecluster.files import atomic_path, check_input_file, check_output_path
+from aecluster.files import atomic_path, check_input_file, check_output_path, write_csv
 from aecluster.models import AutoEncoder
+from aecluster.progress import progress_bar
 
 BATCH = 512
 
 
 def _batches(images: np.ndarray, desc: str, progress: bool):
     total = -(-len(images) // BATCH)
-    return tqdm(iter_batches(images, BATCH), total=total, desc=desc, disable=not progress,
+    return progress_bar(iter_batches(images, BATCH), total=total, desc=desc, enabled=progress,
                 leave=False)  # fmt: skip
 
 
@@ -92,6 +92,19 @@ def write_predictions(path: str | os.PathLike, labels: np.ndarray, overwrite: bo
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         f.write("id,label\n")
         f.writelines(f"{i},{int(label)}\n" for i, label in enumerate(labels))
+
+
+def write_clusters(
+    path: str | os.PathLike,
+    names: list[str],
+    labels: np.ndarray,
+    confidence: np.ndarray,
+    overwrite: bool = True,
+) -> None:
+    """`path,cluster,confidence` CSV, one row per image file, written atomically."""
+    path = check_output_path(path, overwrite=overwrite)
+    rows = ((n, int(c), f"{p:.4f}") for n, c, p in zip(names, labels, confidence, strict=True))
+    write_csv(path, ("path", "cluster", "confidence"), rows)
 
 
 def read_predictions(path: str | os.PathLike) -> np.ndarray:

@@ -23,7 +23,6 @@ import torch  # noqa: E402
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from aecluster.checkpoint import load_checkpoint, load_model  # noqa: E402
 from aecluster.cluster import TSNE, ClusterPipeline  # noqa: E402
@@ -39,6 +38,7 @@ from aecluster.files import (  # noqa: E402
 from aecluster.metrics import best_mapping, scores  # noqa: E402
 from aecluster.models import AutoEncoder  # noqa: E402
 from aecluster.predict import embed, fit_cluster_pipeline  # noqa: E402
+from aecluster.progress import progress_bar  # noqa: E402
 from aecluster.training import metrics_path, read_metrics  # noqa: E402
 
 RECON_INDICES = (1, 2, 3, 6, 7, 9)
@@ -53,6 +53,7 @@ class Section:
     caption: str
     image: str | None = None  # PNG file name inside the output folder
     table: list[list[str]] | None = None
+    html: str | None = None  # a ready-made, escaped HTML fragment (e.g. thumbnail grids)
 
 
 @dataclass
@@ -101,7 +102,7 @@ REPORT_FILES = (
 )  # fmt: skip
 
 
-def _save(fig: plt.Figure, out: Path, name: str) -> str:
+def save_figure(fig: plt.Figure, out: Path, name: str) -> str:
     fig.tight_layout()
     with atomic_path(out / name) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
@@ -127,7 +128,7 @@ def embedding_figure(models: list[Model], val_y: np.ndarray, out: Path) -> Secti
         ax.legend(markerscale=2)
     return Section("Validation images embedded in 2-D",
                    "valX through each model's encoder and reduction, coloured by the true label.",
-                   _save(fig, out, "embedding.png"))  # fmt: skip
+                   save_figure(fig, out, "embedding.png"))  # fmt: skip
 
 
 def reconstruction_figure(m: Model, train: np.ndarray, indices, out: Path) -> Section:
@@ -148,8 +149,8 @@ def reconstruction_figure(m: Model, train: np.ndarray, indices, out: Path) -> Se
         ax.set_yticks([])
     axes[0, 0].set_ylabel("original")
     axes[1, 0].set_ylabel("reconstruction")
-    return Section("Reconstructions", f"{m.name}: originals (top) and reconstructions (bottom), "
-                   "MSE on the [-1, 1] scale.", _save(fig, out, "reconstructions.png"))  # fmt: skip
+    caption = f"{m.name}: originals (top) and reconstructions (bottom), MSE on the [-1, 1] scale."
+    return Section("Reconstructions", caption, save_figure(fig, out, "reconstructions.png"))
 
 
 RIGHT_AXIS = [
@@ -182,7 +183,7 @@ def checkpoints_figure(m: Model, out: Path) -> Section:
         note += (f" The dotted line marks epoch {m.selected_epoch}, the checkpoint the recipe "
                  f"chose without labels (rule: {m.recipe['select']['checkpoint']}).")  # fmt: skip
     ax.set_title("Reconstruction error, cluster stability and val accuracy per checkpoint")
-    return Section("Checkpoints", note, _save(fig, out, "checkpoints.png"))
+    return Section("Checkpoints", note, save_figure(fig, out, "checkpoints.png"))
 
 
 def visualization_figure(m: Model, images: np.ndarray, out: Path) -> Section:
@@ -199,7 +200,7 @@ def visualization_figure(m: Model, images: np.ndarray, out: Path) -> Section:
         ax.set(title=f"visualization.npy, {title}", xlabel="dimension 1", ylabel="dimension 2")
         ax.legend(markerscale=3)
     return Section("visualization.npy in 2-D", f"{m.name}'s latent codes; first half label 0, "
-                   "second half label 1.", _save(fig, out, "visualization.png"))  # fmt: skip
+                   "second half label 1.", save_figure(fig, out, "visualization.png"))  # fmt: skip
 
 
 def dimensions_table(models: list[Model], val_y: np.ndarray) -> Section:
@@ -225,7 +226,7 @@ def thumbnails_figure(m: Model, images: np.ndarray, out: Path, n: int = 300) -> 
     ax.set(title=f"{m.name}: valX images at their 2-D positions", xlabel="dimension 1",
            ylabel="dimension 2")  # fmt: skip
     return Section("Thumbnail map", f"{len(idx)} validation images drawn where the embedding "
-                   "puts them.", _save(fig, out, "thumbnails.png"))  # fmt: skip
+                   "puts them.", save_figure(fig, out, "thumbnails.png"))  # fmt: skip
 
 
 def clusters_figure(m: Model, images: np.ndarray, out: Path, per_cluster: int = 10) -> Section:
@@ -241,7 +242,7 @@ def clusters_figure(m: Model, images: np.ndarray, out: Path, per_cluster: int = 
         axes[r, 0].set_title(f"cluster {c} ({np.sum(m.val_labels == c)} images)", fontsize=8,
                              loc="left")  # fmt: skip
     return Section("Samples per cluster", f"{m.name}: the first validation images of each cluster.",
-                   _save(fig, out, "clusters.png"))  # fmt: skip
+                   save_figure(fig, out, "clusters.png"))  # fmt: skip
 
 
 def _matched(m: Model, val_y: np.ndarray) -> np.ndarray:
@@ -267,7 +268,7 @@ def mistakes_figure(
                              "class's cluster", fontsize=8, loc="left")  # fmt: skip
     return Section("Mistakes", f"{m.name}: the first validation images of each class that were "
                    "clustered with another class (the labels are used only to draw this).",
-                   _save(fig, out, "mistakes.png"))  # fmt: skip
+                   save_figure(fig, out, "mistakes.png"))  # fmt: skip
 
 
 def confusion_figure(m: Model, val_y: np.ndarray, out: Path) -> Section:
@@ -290,7 +291,7 @@ def confusion_figure(m: Model, val_y: np.ndarray, out: Path) -> Section:
     axes[1].set(title="cluster sizes on valX", xlabel="cluster", ylabel="images")
     return Section("Confusion matrix and cluster sizes", f"{m.name} on valX; NMI "
                    f"{m.val_scores['nmi']:.3f}, ARI {m.val_scores['ari']:.3f}.",
-                   _save(fig, out, "confusion.png"))  # fmt: skip
+                   save_figure(fig, out, "confusion.png"))  # fmt: skip
 
 
 def render_html(sections: list[Section], out: Path, title: str) -> Path:
@@ -305,6 +306,8 @@ def render_html(sections: list[Section], out: Path, title: str) -> Path:
             body += "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
             body += "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
                             for r in rows) + "</table>"  # fmt: skip
+        if s.html:
+            body += s.html
         parts.append(f"<section><h2>{html.escape(s.title)}</h2>{body}</section>")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -312,6 +315,11 @@ def render_html(sections: list[Section], out: Path, title: str) -> Path:
 body {{ font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; color: #222; }}
 section {{ margin-bottom: 2.5em; }} img {{ max-width: 100%; border: 1px solid #ddd; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .3em .8em; }}
+.grid {{ display: flex; flex-wrap: wrap; align-items: flex-end; gap: 4px; margin: .3em 0; }}
+.grid .note {{ width: 9em; font-size: .8em; color: #666; }}
+figure {{ margin: 0; width: 68px; text-align: center; }} figure img {{ width: 64px; }}
+figcaption {{ font-size: .6em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }}
+h3 {{ font-size: 1em; margin: 1em 0 .2em; }}
 </style></head>
 <body data-images-loaded="pending"><h1>{html.escape(title)}</h1>
 {"".join(parts)}
@@ -353,6 +361,7 @@ def build_report(
     compare: str | os.PathLike | None = None,
     indices: tuple[int, ...] = RECON_INDICES,
     run_dir: str | os.PathLike | None = None,
+    progress: bool = True,
 ) -> Path:
     """Write the figures and `out/index.html`; returns the page's path.
 
@@ -367,14 +376,14 @@ def build_report(
     data = HomeworkData.from_dir(data_dir)
     if data.train is not None and (bad := [i for i in indices if not 0 <= i < len(data.train)]):
         raise InputError(f"--indices {bad[0]}: out of range; trainX has {len(data.train)} images")
-    models = [_load(p, data) for p in tqdm(paths, desc="embed valX")]
+    models = [_load(p, data) for p in progress_bar(paths, desc="embed valX", enabled=progress)]
     with new_folder(out):
-        return _write_report(models, data, out, indices, run_dir)
+        return _write_report(models, data, out, indices, run_dir, progress)
 
 
 def _write_report(
     models: list[Model], data: HomeworkData, out: Path, indices: tuple[int, ...],
-    run_dir: str | os.PathLike | None,
+    run_dir: str | os.PathLike | None, progress: bool,
 ) -> Path:  # fmt: skip
     main = models[-1]  # single-model figures show the --compare model when there is one
     if run_dir:
@@ -402,7 +411,7 @@ def _write_report(
          else missing("valX.npy / valY.npy")),
     ]  # fmt: skip
     sections = []
-    for _, step in tqdm(steps, desc="report"):
+    for _, step in progress_bar(steps, desc="report", enabled=progress):
         sections.append(step())
     names = " vs ".join(m.name for m in models)
     return render_html(sections, out, f"aecluster report: {names}")

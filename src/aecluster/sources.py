@@ -11,22 +11,21 @@ the run goes on (`strict=True` makes it an error). Decoding runs in parallel thr
 
 from __future__ import annotations
 
-import csv
 import glob as globlib
-import io
 import os
-from collections.abc import Iterable, Sequence
+import shutil
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from tqdm import tqdm
 
 from aecluster.data import IMAGE_SIZE, as_images, load_images
 from aecluster.errors import InputError
-from aecluster.files import check_input_file, os_reason, write_text_atomic
+from aecluster.files import check_input_file, os_reason, write_csv
+from aecluster.progress import progress_bar
 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif"}
@@ -48,6 +47,7 @@ class ImageSet:
     images: np.ndarray
     paths: list[str] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    files: list[Path] | None = None  # where each image was read from, for --export
 
     def __len__(self) -> int:
         return len(self.images)
@@ -133,27 +133,40 @@ def read_images(
         raise InputError(f"{source}: holds no image files")
     workers = workers or min(32, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
-        decoded = list(tqdm(pool.map(lambda p: _try_decode(p, size), files), total=len(files),
-                            desc="decode images", disable=not progress, leave=False))  # fmt: skip
+        decoded = list(progress_bar(pool.map(lambda p: _try_decode(p, size), files),
+                                    total=len(files), desc="decode images", enabled=progress,
+                                    leave=False))  # fmt: skip
     skipped = [(n, r) for n, r in zip(names, decoded, strict=True) if isinstance(r, str)]
     if skipped and strict:
         raise InputError(f"{skipped[0][0]}: {skipped[0][1]} (--strict)")
-    kept = [(n, r) for n, r in zip(names, decoded, strict=True) if not isinstance(r, str)]
+    kept = [i for i, r in enumerate(decoded) if not isinstance(r, str)]
     if not kept:
         raise InputError(f"{source}: none of its {len(files)} image files could be read "
                          f"(first: {skipped[0][0]}: {skipped[0][1]})")  # fmt: skip
-    return ImageSet(np.stack([img for _, img in kept]), [n for n, _ in kept], skipped)
-
-
-def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence]) -> None:
-    """A CSV file (quoted where a value needs it), written atomically."""
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    write_text_atomic(path, text.getvalue())
+    return ImageSet(np.stack([decoded[i] for i in kept]), [names[i] for i in kept], skipped,
+                    [files[i] for i in kept])  # fmt: skip
 
 
 def write_skipped(path: str | os.PathLike, skipped: list[tuple[str, str]]) -> None:
     """`path,reason` CSV of the files that were not read."""
     write_csv(path, ("path", "reason"), skipped)
+
+
+def export_clusters(
+    folder: str | os.PathLike, data: ImageSet, labels: np.ndarray, copy: bool = False
+) -> Path:
+    """One sub-folder per cluster (`cluster_0`, ...) holding a symlink to (or, with `copy`, a
+    copy of) each image file, under its name relative to the source."""
+    folder = Path(folder)
+    if data.files is None:
+        raise InputError(f"{folder}: --export needs image files, not an array or .npy")
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise InputError(f"{folder}: the export folder must be new or empty")
+    for name, file, label in zip(data.paths, data.files, labels, strict=True):
+        dest = folder / f"cluster_{int(label)}" / name.lstrip("/").replace("../", "")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if copy:
+            shutil.copy2(file, dest)
+        else:
+            dest.symlink_to(Path(file).resolve())
+    return folder

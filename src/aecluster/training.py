@@ -41,6 +41,7 @@ from aecluster.metrics import scores
 from aecluster.models import AutoEncoder, build_model
 from aecluster.optim import LR_SCHEDULES, build_optimizer
 from aecluster.predict import cluster_codes, embed, reconstruction_errors
+from aecluster.progress import progress_bar
 from aecluster.recipes import complete
 from aecluster.seeding import TrainingDiverged, check_finite, seed_everything
 from aecluster.selection import choose_checkpoint, needs_stability, partition_stability
@@ -317,8 +318,8 @@ def _train(
                 group["lr"] = cfg["lr"] * LR_SCHEDULES[cfg["lr_schedule"]](epoch, epochs)
             order = torch.randperm(n, generator=g)
             batches = [order[i : i + bs] for i in range(0, n, bs) if len(order[i : i + bs]) > 1]
-            total, bar = 0.0, tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}",
-                                   disable=not progress, leave=False)  # fmt: skip
+            total, bar = 0.0, progress_bar(batches, desc=f"epoch {epoch + 1}/{epochs}",
+                                           enabled=progress, leave=False)  # fmt: skip
             for idx in bar:
                 terms = objective(to_tensor(data[idx].numpy()), g)
                 check_finite(terms["loss"], f"epoch {epoch + 1}")
