@@ -21,8 +21,8 @@ SETTINGS = [*TINY, "train.epochs=8", "train.checkpoint_every=1"]
 
 def train_cmd(data, out):
     sets = [a for s in SETTINGS for a in ("--set", s)]
-    return [sys.executable, "-m", "aecluster", "train", "--recipe", "baseline", "--data", str(data), "--out", str(out),
-            "--quiet", *sets]  # fmt: skip
+    return [sys.executable, "-m", "aecluster", "train", "--recipe", "baseline", "--data",
+            str(data), "--out", str(out), "--quiet", *sets]  # fmt: skip
 
 
 def same_weights(a, b) -> bool:

@@ -137,8 +137,8 @@ def test_any_set_value_trains_or_is_refused_in_one_line(monkeypatch, setting):
         folder = Path(d)
         np.save(folder / "X.npy", two_kinds(8)[0])
         sets = [a for s in [*TINY, setting] for a in ("--set", s)]
-        code, _ = run_cli(["train", "--recipe", "baseline", "--data", str(folder / "X.npy"), "--out",
-                           str(folder / "m.pth"), *sets], folder)  # fmt: skip
+        args = ["--data", str(folder / "X.npy"), "--out", str(folder / "m.pth"), *sets]
+        code, _ = run_cli(["train", "--recipe", "baseline", *args], folder)
         if code == 2:
             assert not (folder / "m.pth.run").exists(), "an empty run folder was left"
 

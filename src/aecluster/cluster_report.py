@@ -146,7 +146,7 @@ def build_cluster_report(
 ) -> Path:
     """Write the figures and `out/index.html` for clustered, unlabelled images."""
     k = proba.shape[1]
-    sections = [Section("What was run", "", table=[["", ""], *header])]
+    sections = [Section("What was run", "", table=[["", "value"], *header])]
     if k_scores:
         sections.append(k_curve(k_scores, k, out))
     sections += [
