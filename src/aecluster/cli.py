@@ -269,6 +269,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from aecluster.report import build_report
 
+    names = tuple(n.strip() for n in args.class_names.split(",")) if args.class_names else ()
     page = build_report(
         args.checkpoint,
         args.data_dir,
@@ -277,6 +278,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         tuple(args.indices),
         args.run_dir,
         progress=_progress(args),
+        class_names=names,
     )
     print(f"wrote {page}")
     return 0
@@ -465,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[1, 2, 3, 6, 7, 9],
         help="trainX images to reconstruct (default 1 2 3 6 7 9)",
+    )
+    r.add_argument(
+        "--class-names", help="names of the classes 0, 1, ... in the figures, e.g. animal,scenery"
     )
     return p
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -37,7 +37,7 @@ from aecluster.files import (  # noqa: E402
 )
 from aecluster.metrics import best_mapping, scores  # noqa: E402
 from aecluster.models import AutoEncoder  # noqa: E402
-from aecluster.predict import embed, fit_cluster_pipeline  # noqa: E402
+from aecluster.predict import embed, fit_cluster_pipeline, reconstruction_errors  # noqa: E402
 from aecluster.progress import progress_bar  # noqa: E402
 from aecluster.training import metrics_path, read_metrics  # noqa: E402
 
@@ -117,12 +117,22 @@ def _two_d(m: Model) -> np.ndarray:
     return TSNE(random_state=m.recipe["cluster"]["seed"]).fit_transform(emb)
 
 
-def embedding_figure(models: list[Model], val_y: np.ndarray, out: Path) -> Section:
+def class_namer(names: Sequence[str] = ()) -> Callable[[int], str]:
+    """Class c's name for the figures: `--class-names` when given, else `class c`."""
+    return lambda c: names[c] if 0 <= c < len(names) else f"class {c}"
+
+
+DEFAULT_NAMES = class_namer()
+
+
+def embedding_figure(
+    models: list[Model], val_y: np.ndarray, out: Path, name: Callable[[int], str] = DEFAULT_NAMES
+) -> Section:
     fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 5), squeeze=False)
     for ax, m in zip(axes[0], models, strict=True):
         xy = _two_d(m)
         for c in np.unique(val_y):
-            ax.scatter(*xy[val_y == c].T, s=8, c=COLORS[c % 10], label=f"class {c}")
+            ax.scatter(*xy[val_y == c].T, s=8, c=COLORS[c % 10], label=name(int(c)))
         ax.set_title(f"{m.name}: val accuracy {m.val_scores['accuracy']:.3f}")
         ax.set(xlabel="dimension 1", ylabel="dimension 2")
         ax.legend(markerscale=2)
@@ -159,34 +169,54 @@ RIGHT_AXIS = [
 ]
 
 
-def checkpoints_figure(m: Model, out: Path) -> Section:
+def checkpoints_figure(m: Model, out: Path, train: np.ndarray | None) -> Section:
     rows = read_metrics(m.run_dir)
     if len(rows) < 2:
         return Section("Checkpoints", f"skipped: no per-checkpoint metrics in {m.run_dir}")
     epochs = [r["epoch"] for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(epochs, [r["recon_mse"] for r in rows], "o-", c="tab:red")
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    lines = ax.plot(epochs, [r["recon_mse"] for r in rows], "o-", c="tab:red",
+                    label="reconstruction MSE over trainX (left axis)")  # fmt: skip
     ax.set(xlabel="epoch", ylabel="reconstruction MSE over trainX")
     ax.yaxis.label.set_color("tab:red")
     note = f"{len(rows)} checkpoints of {m.name}, as its training run recorded them."
+    drawn = ["reconstruction error"]
     right = [(key, label, style) for key, label, style in RIGHT_AXIS if key in rows[0]]
-    if right:
-        ax2 = ax.twinx()
-        for key, label, style in right:
-            ax2.plot(epochs, [r[key] for r in rows], style, label=label)
-        ax2.set_ylabel(" / ".join(label for _, label, _ in right))
-        ax2.legend(loc="lower right")
+    ax2 = ax.twinx() if right else None
+    for key, label, style in right:
+        lines += ax2.plot(epochs, [r[key] for r in rows], style, label=f"{label} (right axis)")
+        drawn.append(label)
+    finetune = (
+        m.recipe["finetune"]["epochs"] if m.recipe["cluster"]["method"]["name"] == "head" else 0
+    )
+    if finetune and train is not None:
+        # the saved model is the chosen checkpoint after SCAN fine-tuning: draw where it ends
+        end = (m.selected_epoch or epochs[-1]) + finetune
+        ax.axvspan(m.selected_epoch or epochs[-1], end, color="0.9")
+        mse = float(reconstruction_errors(m.model, train).mean())
+        lines += ax.plot([end], [mse], "*", c="tab:red", ms=12,
+                         label="after SCAN fine-tuning (the saved model)")  # fmt: skip
+        if ax2 is not None and "val_accuracy" in rows[0] and m.val_scores:
+            lines += ax2.plot([end], [m.val_scores["accuracy"]], "*", c="tab:blue", ms=12,
+                              label="val accuracy after fine-tuning")  # fmt: skip
+        note += (f" The grey band is the {finetune} epochs of SCAN fine-tuning that follow the "
+                 "chosen checkpoint; the stars are the saved, fine-tuned model.")  # fmt: skip
     if "val_accuracy" not in rows[0]:
         note += " The run recorded no val accuracy (train with --val-x/--val-y)."
     if m.selected_epoch is not None and m.recipe["select"]["checkpoint"] != "last":
-        ax.axvline(m.selected_epoch, ls=":", c="k")
+        lines.append(ax.axvline(m.selected_epoch, ls=":", c="k", label="chosen checkpoint"))
         note += (f" The dotted line marks epoch {m.selected_epoch}, the checkpoint the recipe "
                  f"chose without labels (rule: {m.recipe['select']['checkpoint']}).")  # fmt: skip
-    ax.set_title("Reconstruction error, cluster stability and val accuracy per checkpoint")
+    ax.set_title(" and ".join([", ".join(drawn[:-1]), drawn[-1]] if len(drawn) > 1 else drawn)
+                 .capitalize() + " per checkpoint", fontsize=10)  # fmt: skip
+    ax.legend(handles=lines, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2,
+              fontsize=8, frameon=False)  # fmt: skip
     return Section("Checkpoints", note, save_figure(fig, out, "checkpoints.png"))
 
 
-def visualization_figure(m: Model, images: np.ndarray, out: Path) -> Section:
+def visualization_figure(
+    m: Model, images: np.ndarray, out: Path, name: Callable[[int], str] = DEFAULT_NAMES
+) -> Section:
     codes = embed(m.model, images, progress=True)
     y = (np.arange(len(images)) >= len(images) // 2).astype(int)
     seed = m.recipe["cluster"]["seed"]
@@ -196,7 +226,7 @@ def visualization_figure(m: Model, images: np.ndarray, out: Path) -> Section:
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
     for ax, xy, title in ((axes[0], pca, "PCA"), (axes[1], tsne, "t-SNE")):
         for c in (0, 1):
-            ax.scatter(*xy[y == c].T, s=4, c=COLORS[c], label=f"label {c}")
+            ax.scatter(*xy[y == c].T, s=4, c=COLORS[c], label=f"label {c}: {name(c)}")
         ax.set(title=f"visualization.npy, {title}", xlabel="dimension 1", ylabel="dimension 2")
         ax.legend(markerscale=3)
     return Section("visualization.npy in 2-D", f"{m.name}'s latent codes; first half label 0, "
@@ -252,8 +282,9 @@ def _matched(m: Model, val_y: np.ndarray) -> np.ndarray:
 
 
 def mistakes_figure(
-    m: Model, images: np.ndarray, val_y: np.ndarray, out: Path, per_class: int = 12
-) -> Section:
+    m: Model, images: np.ndarray, val_y: np.ndarray, out: Path,
+    name: Callable[[int], str] = DEFAULT_NAMES, per_class: int = 12,
+) -> Section:  # fmt: skip
     matched = _matched(m, val_y)
     classes = np.unique(val_y)
     fig, axes = plt.subplots(len(classes), per_class, squeeze=False,
@@ -264,31 +295,37 @@ def mistakes_figure(
             ax.axis("off")
             if j < len(wrong):
                 ax.imshow(images[wrong[j]])
-        axes[r, 0].set_title(f"class {c}: {len(wrong)} of {np.sum(val_y == c)} in another "
+        axes[r, 0].set_title(f"{name(int(c))}: {len(wrong)} of {np.sum(val_y == c)} in another "
                              "class's cluster", fontsize=8, loc="left")  # fmt: skip
     return Section("Mistakes", f"{m.name}: the first validation images of each class that were "
                    "clustered with another class (the labels are used only to draw this).",
                    save_figure(fig, out, "mistakes.png"))  # fmt: skip
 
 
-def confusion_figure(m: Model, val_y: np.ndarray, out: Path) -> Section:
+def confusion_figure(
+    m: Model, val_y: np.ndarray, out: Path, name: Callable[[int], str] = DEFAULT_NAMES
+) -> Section:
     matched = _matched(m, val_y)
     classes = np.unique(val_y)
     cm = confusion_matrix(val_y, matched, labels=classes)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     axes[0].imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
-        axes[0].text(j, i, str(v), ha="center", va="center")
+        dark = v > cm.max() / 2
+        axes[0].text(j, i, str(v), ha="center", va="center", color="white" if dark else "black")
     axes[0].set(
         title="confusion (clusters matched to classes)",
         xlabel="cluster (matched)",
         ylabel="true class",
         xticks=range(len(classes)),
         yticks=range(len(classes)),
+        xticklabels=[name(int(c)) for c in classes],
+        yticklabels=[name(int(c)) for c in classes],
     )
     sizes = np.bincount(m.val_labels)
     axes[1].bar(range(len(sizes)), sizes, color=COLORS[np.arange(len(sizes)) % 10])
-    axes[1].set(title="cluster sizes on valX", xlabel="cluster", ylabel="images")
+    axes[1].set(title="cluster sizes on valX", xlabel="cluster", ylabel="images",
+                xticks=range(len(sizes)), xlim=(-0.6, len(sizes) - 0.4))  # fmt: skip
     return Section("Confusion matrix and cluster sizes", f"{m.name} on valX; NMI "
                    f"{m.val_scores['nmi']:.3f}, ARI {m.val_scores['ari']:.3f}.",
                    save_figure(fig, out, "confusion.png"))  # fmt: skip
@@ -362,6 +399,7 @@ def build_report(
     indices: tuple[int, ...] = RECON_INDICES,
     run_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    class_names: Sequence[str] = (),
 ) -> Path:
     """Write the figures and `out/index.html`; returns the page's path.
 
@@ -378,12 +416,14 @@ def build_report(
         raise InputError(f"--indices {bad[0]}: out of range; trainX has {len(data.train)} images")
     models = [_load(p, data) for p in progress_bar(paths, desc="embed valX", enabled=progress)]
     with new_folder(out):
-        return _write_report(models, data, out, indices, run_dir, progress)
+        return _write_report(
+            models, data, out, indices, run_dir, progress, class_namer(class_names)
+        )
 
 
 def _write_report(
     models: list[Model], data: HomeworkData, out: Path, indices: tuple[int, ...],
-    run_dir: str | os.PathLike | None, progress: bool,
+    run_dir: str | os.PathLike | None, progress: bool, name: Callable[[int], str],
 ) -> Path:  # fmt: skip
     main = models[-1]  # single-model figures show the --compare model when there is one
     if run_dir:
@@ -392,12 +432,12 @@ def _write_report(
     missing = lambda what: Section(what, "skipped: the data folder has no such file")  # noqa: E731
 
     steps: list[tuple[str, Callable[[], Section]]] = [
-        ("embedding", lambda: embedding_figure(models, data.val_y, out) if has_val
+        ("embedding", lambda: embedding_figure(models, data.val_y, out, name) if has_val
          else missing("valX.npy / valY.npy")),
         ("reconstructions", lambda: reconstruction_figure(main, data.train, indices, out)
          if data.train is not None else missing("trainX.npy")),
-        ("checkpoints", lambda: checkpoints_figure(main, out)),
-        ("visualization", lambda: visualization_figure(main, data.visualization, out)
+        ("checkpoints", lambda: checkpoints_figure(main, out, data.train)),
+        ("visualization", lambda: visualization_figure(main, data.visualization, out, name)
          if data.visualization is not None else missing("visualization.npy")),
         ("dimensions", lambda: dimensions_table(models, data.val_y) if has_val
          else missing("valX.npy / valY.npy")),
@@ -405,9 +445,9 @@ def _write_report(
          else missing("valX.npy")),
         ("clusters", lambda: clusters_figure(main, data.val_x, out) if has_val
          else missing("valX.npy")),
-        ("confusion", lambda: confusion_figure(main, data.val_y, out) if has_val
+        ("confusion", lambda: confusion_figure(main, data.val_y, out, name) if has_val
          else missing("valY.npy")),
-        ("mistakes", lambda: mistakes_figure(main, data.val_x, data.val_y, out) if has_val
+        ("mistakes", lambda: mistakes_figure(main, data.val_x, data.val_y, out, name) if has_val
          else missing("valX.npy / valY.npy")),
     ]  # fmt: skip
     sections = []
