@@ -43,6 +43,8 @@ def _check_npy_header(path: Path) -> None:
             )
         if any(d < 0 for d in shape):
             raise InputError(f"{path}: corrupt .npy header: negative shape {shape}")
+        if any(d >= 2**62 for d in shape):
+            raise InputError(f"{path}: corrupt .npy header: impossible shape {shape}")
         needed = math.prod(shape) * dtype.itemsize
         if needed > size - f.tell():
             raise InputError(
@@ -66,7 +68,7 @@ def _open_npy(path: str | os.PathLike, *, mmap: bool) -> np.ndarray:
         raise InputError(f"{path}: truncated or corrupt .npy file ({e})") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read it ({os_reason(e)})") from None
-    except EOFError as e:
+    except (EOFError, OverflowError) as e:
         raise InputError(f"{path}: truncated or corrupt .npy file ({e})") from None
 
 
