@@ -91,3 +91,11 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch):
     exec(compile(example.group(1), "README.md", "exec"), namespace)
     assert namespace["labels"].shape == (1797,)
     assert (tmp_path / "digits.pth").exists()
+
+
+def test_auto_chooses_the_number_of_clusters_without_labels():
+    images, y = two_kinds(96)
+    est = tiny(n_clusters="auto", k_range=(2, 5)).fit(images)
+    assert est.n_clusters_ == 2 and sorted(est.k_scores_) == [2, 3, 4, 5]
+    assert est.k_scores_[2] == max(est.k_scores_.values())
+    assert scores(y, est.labels_)["accuracy"] == 1.0

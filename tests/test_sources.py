@@ -135,3 +135,14 @@ def test_export_refuses_a_folder_with_files(folder, tmp_path):
     (tmp_path / "busy" / "x").write_text("x")
     with pytest.raises(InputError, match="must be new or empty"):
         export_clusters(tmp_path / "busy", data, np.zeros(len(data), int))
+
+
+def test_cluster_auto_reports_the_k_curve(folder, tmp_path):
+    root, _ = folder
+    out = tmp_path / "run"
+    code = main(["cluster", str(root), "--clusters", "auto", "--k-range", "2", "4", "--out",
+                 str(out), "--recipe", "demo", "--set", "train.epochs=2", "--quiet"])  # fmt: skip
+    assert code == 0
+    page = (out / "index.html").read_text()
+    assert "Number of clusters" in page and "chosen among 2..4" in page
+    assert (out / "k.png").exists()

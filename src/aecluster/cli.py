@@ -26,6 +26,16 @@ SOURCES = (
 )
 
 
+def clusters_arg(text: str) -> int | str:
+    """`--clusters`: a number, or `auto`."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
 def _progress(args: argparse.Namespace) -> bool:
     return not args.quiet
 
@@ -202,6 +212,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         settings=tuple(args.set),
         strict=args.strict,
         verbose=_progress(args),
+        k_range=tuple(args.k_range),
     )
     estimator._validate()
     data = _read(args.images, args)
@@ -221,10 +232,13 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         if args.export:
             export_clusters(args.export, data, estimator.labels_, copy=args.copy)
         names = data.paths or [f"image {i}" for i in range(len(data))]
-        summary = estimator.train_summary_
+        summary, k = estimator.train_summary_, estimator.n_clusters_
+        chosen = (
+            f" (chosen among {args.k_range[0]}..{args.k_range[1]})" if estimator.k_scores_ else ""
+        )
         header = [
             ["images", f"{args.images} ({len(data)} read, {len(data.skipped)} skipped)"],
-            ["clusters", str(args.clusters)],
+            ["clusters", f"{k}{chosen}"],
             ["recipe", str(args.recipe)],
             [
                 "training",
@@ -242,13 +256,14 @@ def cmd_cluster(args: argparse.Namespace) -> int:
             estimator.proba_,
             estimator.embedding_,
             header,
+            k_scores=estimator.k_scores_,
             seed=args.seed,
         )
     result = {
         "images": len(data),
         "skipped": len(data.skipped),
-        "clusters": args.clusters,
-        "sizes": np.bincount(estimator.labels_, minlength=args.clusters).tolist(),
+        "clusters": k,
+        "sizes": np.bincount(estimator.labels_, minlength=k).tolist(),
         "csv": str(csv),
         "report": str(page),
         "model": str(model),
@@ -345,7 +360,21 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_cluster,
     )
     c.add_argument("images", help=f"the images: {SOURCES}")
-    c.add_argument("--clusters", type=int, required=True, help="number of clusters")
+    c.add_argument(
+        "--clusters",
+        type=clusters_arg,
+        required=True,
+        help="number of clusters, or auto: chosen without labels (silhouette of the codes) "
+        "among --k-range",
+    )
+    c.add_argument(
+        "--k-range",
+        type=int,
+        nargs=2,
+        default=(2, 10),
+        metavar=("MIN", "MAX"),
+        help="with --clusters auto: the numbers of clusters to try (default 2 10)",
+    )
     c.add_argument("--out", required=True, help="output folder")
     c.add_argument(
         "--budget-minutes", type=float, default=10.0, help="training time budget (default 10)"

@@ -31,6 +31,7 @@ from aecluster.device import DEVICES, resolve_device
 from aecluster.errors import InputError
 from aecluster.predict import embed, fit_cluster_pipeline
 from aecluster.recipes import apply_overrides, load_recipe
+from aecluster.selection import choose_n_clusters
 from aecluster.sources import ImageSet, Source, read_images
 from aecluster.training import train
 
@@ -45,7 +46,8 @@ class AECluster(ClusterMixin, TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_clusters : number of clusters (2 to 10,000).
+    n_clusters : number of clusters (2 to 10,000), or `auto`: chosen without labels from
+        `k_range` by the silhouette of the trained codes (`k_scores_` holds every k's score).
     recipe : a built-in recipe name (`best`, `improved`, `baseline`, `demo`) or a TOML file.
     budget_minutes : training stops cleanly (and uses what it has) before this many minutes;
         None trains the recipe's full length.
@@ -65,7 +67,8 @@ class AECluster(ClusterMixin, TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "n_clusters": [Interval(Integral, 2, 10_000, closed="both")],
+        "n_clusters": [Interval(Integral, 2, 10_000, closed="both"), StrOptions({"auto"})],
+        "k_range": [tuple, list],
         "recipe": [str, os.PathLike],
         "budget_minutes": [Interval(Real, 0, None, closed="neither"), None],
         "device": [StrOptions(set(DEVICES))],
@@ -77,7 +80,7 @@ class AECluster(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_clusters: int = 8,
+        n_clusters: int | str = 8,
         recipe: str | os.PathLike = "best",
         budget_minutes: float | None = 10.0,
         device: str = "auto",
@@ -85,6 +88,7 @@ class AECluster(ClusterMixin, TransformerMixin, BaseEstimator):
         settings: tuple[str, ...] | list[str] = (),
         strict: bool = False,
         verbose: bool = False,
+        k_range: tuple[int, int] = (2, 10),
     ) -> None:
         self.n_clusters = n_clusters
         self.recipe = recipe
@@ -94,6 +98,7 @@ class AECluster(ClusterMixin, TransformerMixin, BaseEstimator):
         self.settings = settings
         self.strict = strict
         self.verbose = verbose
+        self.k_range = k_range
 
     def _validate(self) -> None:
         try:
@@ -102,7 +107,8 @@ class AECluster(ClusterMixin, TransformerMixin, BaseEstimator):
             raise InvalidSetting(str(e)) from None
 
     def _recipe(self) -> dict:
-        fixed = [f"cluster.n_clusters={self.n_clusters}", f"train.seed={self.random_state}",
+        k = self.k_range[0] if self.n_clusters == "auto" else self.n_clusters
+        fixed = [f"cluster.n_clusters={k}", f"train.seed={self.random_state}",
                  f"cluster.seed={self.random_state}"]  # fmt: skip
         return apply_overrides(load_recipe(self.recipe), [*fixed, *self.settings])
 
@@ -123,17 +129,27 @@ class AECluster(ClusterMixin, TransformerMixin, BaseEstimator):
         self._validate()
         data = self._images(X)
         recipe = self._recipe()
+        self.k_scores_: dict[int, float] = {}
+        choose = None
+        if self.n_clusters == "auto":
+            k_range = tuple(self.k_range)
+
+            def choose(codes: np.ndarray) -> int:
+                k, self.k_scores_ = choose_n_clusters(codes, k_range, self.random_state)
+                return k
+
         with contextlib.ExitStack() as stack:
             if out is None:
                 out = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "model.pth"
             self.train_summary_ = train(
                 data.images, recipe, out, run_dir=run_dir, budget_minutes=self.budget_minutes,
-                progress=self.verbose, device=self.device,
+                progress=self.verbose, device=self.device, choose_clusters=choose,
             )  # fmt: skip
             self._adopt(load_checkpoint(out))
         self.paths_, self.skipped_ = data.paths, data.skipped
         self.codes_ = embed(self.model_, data.images, self.verbose)
         self._fit_clustering(self.codes_)
+        self.n_clusters_ = self.recipe_["cluster"]["n_clusters"]
         return self
 
     def _adopt(self, state: dict) -> None:

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from itertools import combinations
 
 import numpy as np
-from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 from aecluster.cluster import CLUSTERERS, ClusterPipeline, build_step
 from aecluster.errors import InputError
 
+AUTO_K_REDUCE = ({"name": "normalize"}, {"name": "pca", "n_components": 32})
 STABILITY_CLUSTERERS = ({"name": "kmeans", "n_init": 3}, {"name": "gmm"})
 
 
@@ -75,3 +76,22 @@ def choose_checkpoint(rows: list[dict], select_cfg: dict) -> int:
     if not rows:
         raise InputError("no checkpoints to choose from")
     return int(SELECTORS[select_cfg["checkpoint"]](rows)["epoch"])
+
+
+def choose_n_clusters(
+    codes: np.ndarray, k_range: tuple[int, int] = (2, 10), seed: int = 0, sample: int = 2000
+) -> tuple[int, dict[int, float]]:
+    """The number of clusters in `k_range` (inclusive) whose KMeans partition of the
+    normalised, PCA-reduced codes has the highest silhouette, and every k's silhouette."""
+    Z = ClusterPipeline(reduce=AUTO_K_REDUCE, seed=seed).reduce_transform(codes)
+    lo, hi = k_range[0], min(k_range[1], len(Z) - 1)
+    if hi < lo:
+        raise InputError(f"{len(Z)} images are too few to choose among {k_range[0]}+ clusters")
+    scores = {}
+    for k in range(lo, hi + 1):
+        labels = build_step(CLUSTERERS, {"name": "kmeans", "n_init": 3}, k, seed=seed).fit_predict(
+            Z
+        )
+        scores[k] = float(silhouette_score(Z, labels, sample_size=min(sample, len(Z)),
+                                           random_state=seed))  # fmt: skip
+    return max(scores, key=scores.get), scores

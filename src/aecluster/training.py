@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,11 +239,14 @@ def train(
     progress: bool = True,
     device: str | torch.device = "cpu",
     keep_checkpoints: bool = False,
+    choose_clusters: Callable[[np.ndarray], int] | None = None,
 ) -> dict:
     """Train the recipe's autoencoder on images; write the final checkpoint to `out`.
 
     Returns a summary: epochs run, minutes, whether the time budget stopped it, final loss.
     Epoch checkpoints the recipe no longer needs are deleted unless `keep_checkpoints`.
+    `choose_clusters` (a label-free rule, e.g. `selection.choose_n_clusters`) sets the number
+    of clusters from the chosen checkpoint's codes, before the fine-tuning phase.
     An error leaves no empty run folder; the finished epoch checkpoints stay.
     """
     images = as_images(images, "training images")
@@ -263,12 +267,13 @@ def train(
     device = resolve_device(device)
     with new_folder(run_dir):
         return _train(images, recipe, out, run_dir, val, budget, data_id, progress, device,
-                      keep_checkpoints)  # fmt: skip
+                      keep_checkpoints, choose_clusters)  # fmt: skip
 
 
 def _train(
     images: np.ndarray, recipe: dict, out: Path, run_dir: Path, val: Validation | None,
     budget: float, data_id: str, progress: bool, device: torch.device, keep_checkpoints: bool,
+    choose_clusters: Callable[[np.ndarray], int] | None,
 ) -> dict:  # fmt: skip
     cfg = recipe["train"]
     for stale in run_dir.glob(".*.tmp"):  # left by a process killed mid-write
@@ -366,12 +371,16 @@ def _train(
     chosen = choose_checkpoint([r for r in metrics if r["epoch"] in saved], recipe["select"])
     state = load_checkpoint(saved[chosen])
     final_recipe, weights, t_finetune = recipe, state["model"], time.monotonic()
+    model.load_state_dict(weights)  # on the training device
+    if choose_clusters is not None:
+        k = choose_clusters(embed(model, images))
+        final_recipe = recipe = {**recipe, "cluster": {**recipe["cluster"], "n_clusters": k}}
     if recipe["finetune"]["epochs"]:
-        model.load_state_dict(weights)  # on the training device
         head = scan_finetune(model, data, recipe, layout, progress)
         final_recipe = {**recipe, "cluster": {**recipe["cluster"], "method": head}}
         weights = {k: v.cpu() for k, v in model.state_dict().items()}
     summary = {
+        "n_clusters": recipe["cluster"]["n_clusters"],
         "epochs": last_state["epoch"],
         "train_minutes": round(last_state["train_minutes"], 2),
         "finetune_minutes": round((time.monotonic() - t_finetune) / 60, 2),
