@@ -49,10 +49,12 @@ def test_loss_goes_down(tmp_path, tiny_recipe):
     assert rows[-1]["loss"] < rows[0]["loss"]
 
 
-def test_same_seed_gives_bit_identical_checkpoints(tmp_path, tiny_recipe):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_same_seed_gives_bit_identical_checkpoints(tmp_path, tiny_recipe, precision):
     images, _ = two_kinds()
-    train(images, tiny_recipe, tmp_path / "a.pth", progress=False)
-    train(images, tiny_recipe, tmp_path / "b.pth", progress=False)
+    recipe = apply_overrides(tiny_recipe, [f'train.precision="{precision}"'])
+    train(images, recipe, tmp_path / "a.pth", progress=False)
+    train(images, recipe, tmp_path / "b.pth", progress=False)
     a, b = _weights(tmp_path / "a.pth"), _weights(tmp_path / "b.pth")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -90,6 +92,7 @@ def test_resume_refuses_another_recipe(tmp_path, tiny_recipe):
         ['train.optimizer="sgd"', "train.lr=0.01"],
         ["train.channels_last=true"],
         ['train.lr_schedule="cosine"'],
+        ['train.precision="bf16"', "train.channels_last=true", "loss.contrastive=1.0"],
     ],
 )
 def test_each_objective_option_trains(tmp_path, tiny_recipe, extra):

@@ -34,3 +34,16 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 def to_device(x: torch.Tensor, device: torch.device, layout: torch.memory_format) -> torch.Tensor:
     """A batch moved to `device` in the model's memory layout (channels_last or not)."""
     return x.to(device, non_blocking=True).contiguous(memory_format=layout)
+
+
+# `train.precision`: the dtype autocast runs the forward pass in (None: full float32)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """Mixed precision for one training step: bf16 on CPUs that have it (AVX512-BF16, AMX) and
+    on GPUs; fp16 is for CUDA only. Weights, gradients and optimizer state stay float32."""
+    dtype = PRECISIONS[precision]
+    if dtype is torch.float16 and device.type != "cuda":
+        raise InputError("train.precision = 'fp16' needs a CUDA device; use 'bf16' on a CPU")
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from aecluster.augment import build_augment
 from aecluster.cluster import CLUSTERERS, build_step
 from aecluster.data import to_tensor
-from aecluster.device import to_device
+from aecluster.device import autocast, to_device
 from aecluster.models import AutoEncoder
 from aecluster.predict import embed
 from aecluster.progress import progress_bar
@@ -53,11 +53,13 @@ def scan_finetune(
             pick = neighbors[idx, torch.randint(0, k, (len(idx),), generator=g)]
             anchors = place(views(to_tensor(data[idx].numpy()), g))
             others = place(views(to_tensor(data[pick].numpy()), g))
-            out = model(anchors)
-            loss = scan_loss(
-                head(features(out.latent)), head(features(model.encode(others))),
-                scan.entropy_weight,
-            ) + recipe["loss"]["reconstruction"] * F.mse_loss(out.recon, anchors)  # fmt: skip
+            with autocast(device, recipe["train"]["precision"]):
+                out = model(anchors)
+                loss = scan_loss(
+                    head(features(out.latent.float())),
+                    head(features(model.encode(others).float())),
+                    scan.entropy_weight,
+                ) + recipe["loss"]["reconstruction"] * F.mse_loss(out.recon.float(), anchors)
             check_finite(loss, f"SCAN fine-tuning epoch {epoch + 1}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -36,7 +36,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
     """SimCLR's normalized temperature-scaled cross entropy over a batch of positive pairs."""
     n = len(z1)
     z = F.normalize(torch.cat([z1, z2]), dim=1)
-    sim = z @ z.T / temperature
+    sim = (z @ z.T).float() / temperature
     sim.fill_diagonal_(float("-inf"))
-    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(sim.device)
     return F.cross_entropy(sim, targets)

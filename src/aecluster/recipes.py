@@ -15,6 +15,7 @@ from typing import Any
 
 from aecluster.augment import TRANSFORMS
 from aecluster.cluster import CLUSTERERS, REDUCERS
+from aecluster.device import PRECISIONS
 from aecluster.errors import InputError
 from aecluster.files import check_input_file, os_reason
 from aecluster.models import MODELS
@@ -40,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
         "seed": 0,
         "budget_minutes": 0.0,  # 0: no time limit
         "channels_last": False,  # NHWC memory layout: faster convolutions on some CPUs
+        "precision": "fp32",  # or "bf16" (CPU or GPU), "fp16" (CUDA): autocast's dtype
     },
     # weights of each term of the objective; 0 switches a term (and its head) off
     "loss": {
@@ -97,6 +99,7 @@ SCHEMA = Table(
             "seed": SEED,
             "budget_minutes": Real(0, 10**6),
             "channels_last": Bool(),
+            "precision": Options(tuple(PRECISIONS)),
         }),
         "loss": Table({
             "reconstruction": WEIGHT,

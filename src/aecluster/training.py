@@ -28,7 +28,7 @@ from tqdm import tqdm
 from aecluster.augment import build_augment, rotate90
 from aecluster.checkpoint import load_checkpoint, save_checkpoint
 from aecluster.data import as_images, fingerprint, to_tensor
-from aecluster.device import resolve_device, to_device
+from aecluster.device import autocast, resolve_device, to_device
 from aecluster.errors import InputError
 from aecluster.files import (
     check_output_folder,
@@ -326,7 +326,8 @@ def _train(
             total, bar = 0.0, progress_bar(batches, desc=f"epoch {epoch + 1}/{epochs}",
                                            enabled=progress, leave=False)  # fmt: skip
             for idx in bar:
-                terms = objective(to_tensor(data[idx].numpy()), g)
+                with autocast(device, cfg["precision"]):
+                    terms = objective(to_tensor(data[idx].numpy()), g)
                 check_finite(terms["loss"], f"epoch {epoch + 1}")
                 optimizer.zero_grad(set_to_none=True)
                 terms["loss"].backward()
