@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -58,3 +60,22 @@ def flip_a_weight_bit(path: Path) -> None:
     extra_len = int.from_bytes(data[start + 28 : start + 30], "little")
     data[start + 30 + name_len + extra_len + info.file_size // 2] ^= 0x01
     path.write_bytes(bytes(data))
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def render_in_chromium(page: Path, tmp_path: Path) -> tuple[str, np.ndarray]:
+    """The DOM after load and a 1200x2400 screenshot's pixels of a page in headless Chromium."""
+    import matplotlib.image
+
+    profile = f"--user-data-dir={tmp_path / 'profile'}"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", profile]  # fmt: skip
+    url = page.as_uri()
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", url], capture_output=True, text=True,
+                         timeout=120).stdout  # fmt: skip
+    shot = tmp_path / "shot.png"
+    subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1200,2400", url],
+                   capture_output=True, timeout=120)  # fmt: skip
+    return dom, matplotlib.image.imread(shot)

@@ -184,3 +184,24 @@ def test_a_symlinked_output_is_followed_and_stays_a_link(ws):
     assert code == 0, err
     assert (ws / "pred.csv").is_symlink()
     assert (ws / "real.csv").read_text().startswith("id,label\n")
+
+
+def test_cluster_refuses_outputs_that_are_its_images(ws):
+    out = ws / "run"
+    out.mkdir()
+    (out / "clusters.csv").symlink_to(ws / "X.npy")
+    before = digest(ws)
+    code, err = cli("cluster", str(ws / "X.npy"), "--clusters", "2", "--out", str(out),
+                    "--overwrite", "--recipe", "baseline", *SETS)  # fmt: skip
+    assert code == 2 and "is also an input" in err, err
+    assert digest(ws) == before
+
+
+def test_estimator_refuses_to_save_over_its_images(ws, tiny_recipe):
+    from aecluster import AECluster
+
+    images = np.load(ws / "X.npy", mmap_mode="r")
+    before = digest(ws)
+    with pytest.raises(InputError, match="is also an input"):
+        AECluster(n_clusters=2, recipe="baseline", settings=TINY).fit(images, out=ws / "X.npy")
+    assert digest(ws) == before

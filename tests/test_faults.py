@@ -58,20 +58,22 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path):
     assert not list((tmp_path / "killed.pth.run").glob(".*.tmp"))
 
 
-def test_ctrl_c_saves_the_last_epoch_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_the_last_epoch_and_exits_cleanly(tmp_path, sig):
     data = tmp_path / "x.npy"
     np.save(data, two_kinds(256)[0])
     out = tmp_path / "m.pth"
     proc = subprocess.Popen(train_cmd(data, out), stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
     wait_for_first_checkpoint(tmp_path / "m.pth.run", proc)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     if proc.returncode == 0:  # it had already finished
         return
     assert proc.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
     assert epoch_checkpoints(tmp_path / "m.pth.run")
+    assert not list((tmp_path / "m.pth.run").glob(".*.tmp"))
 
 
 # Run the CLI with one function wrapped so that the process SIGKILLs itself at a chosen moment.
@@ -154,21 +156,6 @@ def test_sigkill_at_every_stage_then_rerun_is_bit_identical(tmp_path, uninterrup
         tmp_path / "killed.metrics.jsonl"
     )
     assert not list((tmp_path / "killed.pth.run").glob(".*.tmp"))
-
-
-def test_sigterm_saves_and_exits_like_ctrl_c(tmp_path):
-    data = tmp_path / "x.npy"
-    np.save(data, two_kinds(256)[0])
-    out = tmp_path / "m.pth"
-    proc = subprocess.Popen(train_cmd(data, out), stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
-    wait_for_first_checkpoint(tmp_path / "m.pth.run", proc)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    if proc.returncode == 0:
-        return
-    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
-    assert not list((tmp_path / "m.pth.run").glob(".*.tmp"))
 
 
 def test_a_corrupt_latest_checkpoint_falls_back_with_a_warning(tmp_path, capsys):

@@ -1,9 +1,6 @@
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
-from conftest import two_kinds
+from conftest import CHROMIUM, render_in_chromium, two_kinds
 
 from aecluster.report import build_report
 from aecluster.training import train
@@ -55,27 +52,8 @@ def test_missing_files_are_skipped_with_a_note(tmp_path, report_dir):
     assert html.count("data:image/png;base64,") == 2  # reconstructions and checkpoints
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 def test_page_renders_with_its_images_in_headless_chromium(report_dir, tmp_path):
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ]
-    url = (report_dir / "index.html").as_uri()
-    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", url], capture_output=True, text=True,
-                         timeout=120).stdout  # fmt: skip
+    dom, pixels = render_in_chromium(report_dir / "index.html", tmp_path)
     assert 'data-images-loaded="8/8"' in dom
-    shot = tmp_path / "shot.png"
-    subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1200,2400", url],
-                   capture_output=True, timeout=120)  # fmt: skip
-    import matplotlib.image
-
-    pixels = matplotlib.image.imread(shot)
     assert pixels.shape[0] >= 2000 and pixels.std() > 0.05  # not a blank page

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 
 import numpy as np
 import pytest
-from conftest import two_kinds
+from conftest import CHROMIUM, render_in_chromium, two_kinds
 from PIL import Image
 
 from aecluster.cli import main
@@ -102,7 +103,13 @@ def test_cluster_command_writes_a_csv_keyed_by_file_and_exports(folder, tmp_path
     assert all(0 <= float(r["confidence"]) <= 1 and r["cluster"] in "01" for r in rows)
     with open(out / "skipped.csv", newline="") as f:
         assert sorted(r["path"] for r in csv.DictReader(f)) == ["corrupt.jpg", "empty.png"]
-    assert (out / "index.html").read_text().count("<figure") >= 20
+    page = (out / "index.html").read_text()
+    assert page.count("<figure") >= 20 and "bild 00 ü" in page  # file names in captions
+    if CHROMIUM:  # a person can judge the montages at a glance: every image loads, none blank
+        dom, pixels = render_in_chromium(out / "index.html", tmp_path)
+        loaded, total = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom).groups()
+        assert loaded == total and int(total) >= 20
+        assert pixels.std() > 0.05
     links = {p.relative_to(export).as_posix(): p for p in export.rglob("*") if p.is_symlink()}
     by_row = {f"cluster_{r['cluster']}/{r['path']}": r["path"] for r in rows}
     assert sorted(links) == sorted(by_row)

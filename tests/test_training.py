@@ -74,14 +74,6 @@ def test_resume_continues_to_the_same_result(tmp_path, tiny_recipe):
     assert rows["epoch"] == 3
 
 
-def test_resume_refuses_another_recipe(tmp_path, tiny_recipe):
-    images, _ = two_kinds()
-    train(images, tiny_recipe, tmp_path / "m.pth", progress=False)
-    other = apply_overrides(tiny_recipe, ["train.lr=0.1"])
-    with pytest.raises(InputError, match="another recipe"):
-        train(images, other, tmp_path / "m.pth", progress=False)
-
-
 @pytest.mark.parametrize(
     "extra",
     [
@@ -102,9 +94,12 @@ def test_each_objective_option_trains(tmp_path, tiny_recipe, extra):
     assert np.isfinite(summary["loss"])
 
 
-def test_resume_refuses_another_epoch_count_or_other_images(tmp_path, tiny_recipe):
+def test_resume_refuses_another_recipe_epoch_count_or_images(tmp_path, tiny_recipe):
     images, _ = two_kinds()
     train(images, tiny_recipe, tmp_path / "m.pth", progress=False)
+    with pytest.raises(InputError, match="another recipe .train.lr = 0.003 there, 0.1 here"):
+        train(images, apply_overrides(tiny_recipe, ["train.lr=0.1"]), tmp_path / "m.pth",
+              progress=False)  # fmt: skip
     longer = apply_overrides(tiny_recipe, ["train.epochs=3"])
     with pytest.raises(InputError, match="train.epochs = 2 there, 3 here"):
         train(images, longer, tmp_path / "m.pth", progress=False)
