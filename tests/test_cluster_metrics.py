@@ -77,3 +77,27 @@ def test_a_recipe_passes_parameters_to_its_clustering_method():
     assert pipe.method == {"name": "gmm", "n_init": 2}
     X, y = make_blobs(200, centers=2, n_features=40, random_state=0)
     assert cluster_accuracy(y, pipe.fit_predict(X)) == 1.0
+
+
+@pytest.mark.parametrize(
+    "reduce, method",
+    [
+        (
+            [{"name": "kernel_pca", "n_components": 5}, {"name": "tsne"}],
+            {"name": "minibatch_kmeans"},
+        ),
+        ([], {"name": "scan", "n_heads": 2, "epochs": 5, "self_label_epochs": 2}),
+        ([{"name": "pca", "n_components": 3}], {"name": "agglomerative"}),
+    ],
+)
+def test_above_fit_sample_the_steps_are_fitted_on_a_sample_and_place_the_rest(reduce, method):
+
+    rng = np.random.default_rng(0)
+    y = np.arange(600) % 2
+    X = rng.normal(size=(600, 8)) + 6 * y[:, None]
+    pipe = ClusterPipeline(reduce=reduce, method=method, fit_sample=150).fit(X)
+    assert pipe.labels_.shape == (600,) and pipe.proba_.shape == (600, 2)
+    assert len(pipe.embedding_) == 600
+    assert scores(y, pipe.labels_)["accuracy"] >= 0.99
+    small = ClusterPipeline(reduce=reduce, method=method).fit(X[:150])
+    assert len(small.embedding_) == 150  # below the threshold nothing changes

@@ -68,6 +68,7 @@ class Step:
 
 
 FINITE = Real(-1e30, 1e30)
+FIT_SAMPLE = 10_000  # above this many codes, clustering is fitted on a sample (ClusterPipeline)
 N_COMPONENTS = Int(1, 4096)
 MAX_ITER = Int(1, 100_000)
 
@@ -189,6 +190,11 @@ class ClusterPipeline(ClusterMixin, BaseEstimator):
     `predict_proba` place new codes with the fitted steps, without refitting. Soft assignments
     are the clusterer's own where it has them (SCAN, a trained head, a Gaussian mixture), else
     isotropic Gaussians around the cluster centroids with the spread of the fitted points.
+
+    Bounded memory for any N: with more than `fit_sample` codes, every step is fitted on a
+    seeded sample of that many and applied to the rest by `predict` (KernelPCA's kernel matrix,
+    t-SNE and SCAN's neighbours grow with the square of what they are fitted on). Below it,
+    nothing changes.
     """
 
     def __init__(
@@ -197,11 +203,13 @@ class ClusterPipeline(ClusterMixin, BaseEstimator):
         method: dict | None = None,
         n_clusters: int = 2,
         seed: int = 0,
+        fit_sample: int = FIT_SAMPLE,
     ) -> None:
         self.reduce = reduce
         self.method = method
         self.n_clusters = n_clusters
         self.seed = seed
+        self.fit_sample = fit_sample
 
     def reduce_transform(self, X: np.ndarray) -> np.ndarray:
         """Fit the reduction steps on X and return the reduced X."""
@@ -221,6 +229,10 @@ class ClusterPipeline(ClusterMixin, BaseEstimator):
             raise InputError(f"n_clusters must be at least 2, got {self.n_clusters}")
         if len(X) < self.n_clusters:
             raise InputError(f"{len(X)} images cannot form {self.n_clusters} clusters")
+        sampled = len(X) > self.fit_sample
+        if sampled:
+            rng = np.random.default_rng(self.seed)
+            X_all, X = X, X[np.sort(rng.choice(len(X), self.fit_sample, replace=False))]
         Z = self.embedding_ = self.reduce_transform(X)
         clusterer = build_step(CLUSTERERS, self.method or {"name": "kmeans"}, self.n_clusters,
                                seed=self.seed)  # fmt: skip
@@ -232,7 +244,18 @@ class ClusterPipeline(ClusterMixin, BaseEstimator):
         own = ((Z - self.centroids_[self.labels_]) ** 2).sum(1)
         self.variance_ = max(float(own.mean()), 1e-12)
         self.proba_ = self._proba(Z)
+        if sampled:  # the fitted steps place every code, in chunks
+            self.embedding_, self.proba_ = self._place_in_chunks(X_all)
+            self.labels_ = np.asarray(
+                self.clusterer_.predict(self.embedding_)
+                if hasattr(self.clusterer_, "predict") else self.proba_.argmax(1), dtype=np.int64
+            )  # fmt: skip
         return self
+
+    def _place_in_chunks(self, X: np.ndarray, chunk: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
+        parts = [(Z := self._reduce(X[i : i + chunk]), self._proba(Z))
+                 for i in range(0, len(X), chunk)]  # fmt: skip
+        return np.concatenate([z for z, _ in parts]), np.concatenate([p for _, p in parts])
 
     @classmethod
     def prefitted_head(cls, cluster_cfg: dict) -> ClusterPipeline:
@@ -274,4 +297,5 @@ def pipeline_from_recipe(cluster_cfg: dict, n_clusters: int | None = None) -> Cl
         method=cluster_cfg["method"],
         n_clusters=cluster_cfg["n_clusters"] if n_clusters is None else n_clusters,
         seed=cluster_cfg["seed"],
+        fit_sample=cluster_cfg["fit_sample"],
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aecluster.augment import TRANSFORMS
-from aecluster.cluster import CLUSTERERS, REDUCERS
+from aecluster.cluster import CLUSTERERS, FIT_SAMPLE, REDUCERS
 from aecluster.device import PRECISIONS
 from aecluster.errors import InputError
 from aecluster.files import check_input_file, os_reason
@@ -60,6 +60,9 @@ DEFAULTS: dict[str, Any] = {
         "reduce": [{"name": "kernel_pca", "n_components": 200}, {"name": "tsne"}],
         "method": {"name": "minibatch_kmeans"},
         "seed": 0,
+        # above this many images, reduction and clustering are fitted on a seeded sample of
+        # this many and applied to the rest (bounded memory for any N)
+        "fit_sample": FIT_SAMPLE,
     },
     # SCAN's second step, after the autoencoder epochs: fit the recipe's `scan` clustering on the
     # chosen checkpoint's codes, then train encoder, decoder and the chosen head together for
@@ -115,6 +118,7 @@ SCHEMA = Table(
             "reduce": REDUCE_STEPS,
             "method": Spec(CLUSTERERS),
             "seed": SEED,
+            "fit_sample": Int(100, 10**7),
         }),
         "finetune": Table({
             "epochs": Int(0, 100_000),
