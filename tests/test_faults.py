@@ -20,9 +20,10 @@ SETTINGS = [*TINY, "train.epochs=8", "train.checkpoint_every=1"]
 
 
 def train_cmd(data, out):
+    """Training that reruns into the same output (a kill may land after the final save)."""
     sets = [a for s in SETTINGS for a in ("--set", s)]
     return [sys.executable, "-m", "aecluster", "train", "--recipe", "baseline", "--data",
-            str(data), "--out", str(out), "--quiet", *sets]  # fmt: skip
+            str(data), "--out", str(out), "--quiet", "--overwrite", *sets]  # fmt: skip
 
 
 def same_weights(a, b) -> bool:
