@@ -142,15 +142,18 @@ def builtin_recipes() -> list[str]:
     return sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
 
 
-def _merge(base: dict, update: dict, where: str) -> dict:
+def _merge(base: dict, update: dict, where: str, section: str = "") -> dict:
+    """`base` with `update`'s keys (refusing unknown ones); errors name `where` and the key."""
     out = copy.deepcopy(base)
     for key, value in update.items():
+        name = f"{section}.{key}" if section else key
         if not isinstance(value, dict) and isinstance(base.get(key), dict):
-            raise InputError(f"{where}.{key}: expected a table, got {value!r}")
+            raise InputError(f"{where}: {name}: expected a table, got {value!r}")
         if key not in base:
-            raise InputError(f"{where}: unknown key {key!r}; known: {', '.join(base)}")
+            known = ", ".join(base)
+            raise InputError(f"{where}: {section or 'recipe'}: unknown key {key!r}; known: {known}")
         replace_whole = not isinstance(base[key], dict) or key in REPLACED_WHOLE
-        out[key] = value if replace_whole else _merge(base[key], value, f"{where}.{key}")
+        out[key] = value if replace_whole else _merge(base[key], value, where, name)
     return out
 
 

@@ -99,7 +99,7 @@ def list_image_files(source: str | os.PathLike | Sequence) -> tuple[list[Path], 
         if not names:
             raise InputError(f"{text}: the pattern matches no image files")
         return [Path(n) for n in names], names
-    check_input_file(path, "image source")
+    check_input_file(path, "file of images")
     if path.suffix.lower() in LIST_EXTENSIONS:
         try:
             lines = path.read_text().splitlines()
