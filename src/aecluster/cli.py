@@ -200,8 +200,9 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     out = check_output_folder(args.out)
     csv, model, skipped = out / "clusters.csv", out / "model.pth", out / "skipped.csv"
     outputs = [csv, model, skipped, *(out / name for name in CLUSTER_REPORT_FILES)]
-    for path in (csv, model) if out.is_dir() else ():
-        check_output_path(path, overwrite=args.overwrite)
+    for path in (csv, model):  # an earlier run's results stay unless --overwrite
+        if out.is_dir():
+            check_output_path(path, overwrite=args.overwrite)
     refuse_overwriting_inputs(outputs, [args.images])
     estimator = AECluster(
         n_clusters=args.clusters,

@@ -106,7 +106,7 @@ def _head_shapes_agree(p: dict) -> bool:
     return (
         len(p["scale"]) == dim
         and all(len(row) == dim for row in rows)
-        and len(p.get("bias", [])) == len(rows)
+        and len(p["bias"]) == len(rows)
     )
 
 
