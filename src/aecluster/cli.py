@@ -40,10 +40,11 @@ def _progress(args: argparse.Namespace) -> bool:
     return not args.quiet
 
 
-def _read(source: str, args: argparse.Namespace):
+def _read(source: str, args: argparse.Namespace, cache: Path | str | None = None):
     from aecluster.sources import read_images
 
-    return read_images(source, strict=getattr(args, "strict", False), progress=_progress(args))
+    return read_images(source, strict=getattr(args, "strict", False), progress=_progress(args),
+                       cache=cache)  # fmt: skip
 
 
 def _inputs(source: str, data) -> list:
@@ -93,19 +94,22 @@ def _write_labels(out: str, data, labels: np.ndarray, proba: np.ndarray, overwri
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from aecluster.distributed import launched_group
     from aecluster.files import check_output_path, refuse_overwriting_inputs
     from aecluster.recipes import apply_overrides, load_recipe
+    from aecluster.schema import Int
     from aecluster.training import default_run_dir, train, training_outputs
 
     clusters = [f"cluster.n_clusters={args.clusters}"] if args.clusters is not None else []
     recipe = apply_overrides(load_recipe(args.recipe), [*clusters, *args.set])
+    Int(0, 64).check(args.workers, "--workers")
     out = check_output_path(args.out, overwrite=args.overwrite)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(out)
     recipe_file = args.recipe if Path(args.recipe).suffix else None
     refuse_overwriting_inputs(
         training_outputs(out, run_dir), [args.data, args.val_x, args.val_y, recipe_file]
     )
-    data = _read(args.data, args)
+    data = _read(args.data, args, cache=run_dir)
     refuse_overwriting_inputs(training_outputs(out, run_dir), _inputs(args.data, data))
     summary = train(
         data.images,
@@ -117,8 +121,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress=_progress(args),
         device=args.device,
         keep_checkpoints=args.keep_checkpoints,
+        workers=args.workers,
     )
-    print(json.dumps({"checkpoint": str(out), "recipe": recipe["name"], **summary}))
+    if launched_group().is_main:
+        print(json.dumps({"checkpoint": str(out), "recipe": recipe["name"], **summary}))
     return 0
 
 
@@ -135,7 +141,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     refuse_overwriting_inputs([args.out], [args.data, args.checkpoint])
     model, recipe = load_model(args.checkpoint)
     recipe = _clustering_overrides(recipe, args.set)
-    data = _read(args.data, args)
+    data = _read(args.data, args, cache=args.cache)
     refuse_overwriting_inputs([args.out], _inputs(args.data, data))
     codes = embed(model.to(resolve_device(args.device)), data.images, _progress(args))
     pipe = fit_cluster_pipeline(codes, recipe, n_clusters)
@@ -216,7 +222,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         k_range=tuple(args.k_range),
     )
     estimator._validate()
-    data = _read(args.images, args)
+    data = _read(args.images, args, cache=out / "model.pth.run")
     refuse_overwriting_inputs(outputs, _inputs(args.images, data))
     device = resolve_device(args.device)
     print(
@@ -417,6 +423,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="stop cleanly (and save) before this many minutes; overrides the recipe",
     )
+    t.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes reading training batches (default 0: the training process reads them; "
+        "the result is the same for any number)",
+    )
     t.add_argument("--val-x", help="validation images, only to record accuracy per checkpoint")
     t.add_argument("--val-y", help="validation labels .npy (never used for training)")
     add_device(t)
@@ -434,6 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--data", required=True, help=f"the images to cluster: {SOURCES}")
     pr.add_argument("--out", required=True, help="prediction CSV path")
     pr.add_argument("--n-clusters", type=int, help="override the recipe's number of clusters")
+    pr.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="keep decoded image files in DIR as a memory-mapped images.npy and reuse it "
+        "while the files are unchanged (train and cluster cache in their run folder)",
+    )
     pr.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     add_set(pr, "cluster.KEY")
     add_device(pr)

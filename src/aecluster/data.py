@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.utils.data
 
 from aecluster.errors import InputError
 from aecluster.files import check_input_file, os_reason
@@ -177,6 +178,51 @@ def fingerprint(images: np.ndarray) -> str:
     digest = hashlib.sha256(repr(images.shape).encode())
     digest.update(np.ascontiguousarray(images[::step]).tobytes())
     return digest.hexdigest()[:16]
+
+
+class ImageBatches(torch.utils.data.Dataset):
+    """uint8 image rows fetched a batch at a time: `dataset[indices]` -> uint8 (B, H, W, 3).
+
+    The images stay where they are (a memory-mapped `.npy` is read from the page cache, never
+    loaded whole); a loader worker reopens a memory map by its file name instead of receiving a
+    pickled copy of the array.
+    """
+
+    def __init__(self, images: np.ndarray) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, indices: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.images[indices.numpy()]))
+
+    def __getstate__(self) -> dict:
+        images = self.images
+        if isinstance(images, np.memmap) and images.filename is not None:
+            return {"memmap": (images.filename, images.dtype, images.offset, images.shape)}
+        return {"images": images}
+
+    def __setstate__(self, state: dict) -> None:
+        if "memmap" in state:
+            filename, dtype, offset, shape = state["memmap"]
+            self.images = np.memmap(filename, dtype, "r", offset, shape)
+        else:
+            self.images = state["images"]
+
+
+def batch_loader(
+    images: np.ndarray, batches: list[torch.Tensor], workers: int = 0
+) -> torch.utils.data.DataLoader:
+    """A loader yielding uint8 batches of `images` in the order of `batches` (index tensors).
+
+    Workers only read rows; every random choice (order, augmentation) stays in the training
+    process, so any number of workers gives the same result.
+    """
+    return torch.utils.data.DataLoader(
+        ImageBatches(images), batch_size=None, sampler=batches, num_workers=workers,
+        prefetch_factor=4 if workers else None,
+    )  # fmt: skip
 
 
 def iter_batches(images: np.ndarray, batch_size: int) -> Iterator[torch.Tensor]:

@@ -112,22 +112,20 @@ class AECluster(ClusterMixin, TransformerMixin, BaseEstimator):
                  f"cluster.seed={self.random_state}"]  # fmt: skip
         return apply_overrides(load_recipe(self.recipe), [*fixed, *self.settings])
 
-    def _images(self, X: Source | ImageSet) -> ImageSet:
-        return (
-            X
-            if isinstance(X, ImageSet)
-            else read_images(X, strict=self.strict, progress=self.verbose)
-        )
+    def _images(self, X: Source | ImageSet, cache: str | os.PathLike | None = None) -> ImageSet:
+        if isinstance(X, ImageSet):
+            return X
+        return read_images(X, strict=self.strict, progress=self.verbose, cache=cache)
 
     def fit(self, X: Source | ImageSet, y: Any = None, *, out: str | os.PathLike | None = None,
             run_dir: str | os.PathLike | None = None) -> AECluster:  # fmt: skip
         """Train on images X (an array, an .npy, a folder, a path list, a glob or paths).
 
         `out` keeps the checkpoint (else it lives in a temp folder until `save`); `run_dir`
-        holds the epoch checkpoints, so a rerun resumes.
+        holds the epoch checkpoints, so a rerun resumes, and image files decoded once.
         """
         self._validate()
-        data = self._images(X)
+        data = self._images(X, cache=run_dir)  # image files decoded once, kept in the run folder
         recipe = self._recipe()
         self.k_scores_: dict[int, float] = {}
         choose = None

@@ -9,12 +9,13 @@ method (`cluster.method = {name = "head", ...}`), so it labels new images too.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from aecluster.augment import build_augment
 from aecluster.cluster import CLUSTERERS, build_step
-from aecluster.data import to_tensor
+from aecluster.data import ImageBatches, batch_loader, to_tensor
 from aecluster.device import autocast, to_device
 from aecluster.models import AutoEncoder
 from aecluster.predict import embed
@@ -25,34 +26,36 @@ from aecluster.seeding import check_finite, seed_everything
 
 def scan_finetune(
     model: AutoEncoder,
-    data: torch.Tensor,
+    images: np.ndarray,
     recipe: dict,
     layout: torch.memory_format = torch.contiguous_format,
     progress: bool = True,
+    workers: int = 0,
 ) -> dict:
-    """Fine-tune `model` in place on uint8 images `data`; return the head as a `cluster.method`."""
+    """Fine-tune `model` in place on uint8 images (in RAM or memory-mapped); return the head
+    as a `cluster.method`."""
     cfg, cluster = recipe["finetune"], recipe["cluster"]
     device = next(model.parameters()).device
     place = lambda t: to_device(t, device, layout)  # noqa: E731
     scan = build_step(CLUSTERERS, cluster["method"], cluster["n_clusters"], seed=cluster["seed"])
-    scan.fit(embed(model, data.numpy()))
+    scan.fit(embed(model, images))
     model.train()
     head, neighbors = scan.head_.to(device), scan.neighbors_
     features = lambda z: scan_features(z, scan.mean_, scan.scale_)  # noqa: E731
     views = build_augment(recipe["views"])
+    rows_of = ImageBatches(images)
     optimizer = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=cfg["lr"],
                                  weight_decay=cfg["weight_decay"])  # fmt: skip
-    n, k, bs = len(data), neighbors.shape[1], recipe["train"]["batch_size"]
+    n, k, bs = len(images), neighbors.shape[1], recipe["train"]["batch_size"]
     seed = recipe["train"]["seed"] * 100_003 + recipe["train"]["epochs"]
     for epoch in progress_bar(range(cfg["epochs"]), desc="SCAN fine-tuning", enabled=progress):
         seed_everything(seed + epoch)
         g = torch.Generator().manual_seed(seed + epoch)
-        for idx in torch.randperm(n, generator=g).split(bs):
-            if len(idx) < 2:
-                continue
+        batches = [idx for idx in torch.randperm(n, generator=g).split(bs) if len(idx) > 1]
+        for idx, rows in zip(batches, batch_loader(images, batches, workers), strict=True):
             pick = neighbors[idx, torch.randint(0, k, (len(idx),), generator=g)]
-            anchors = place(views(to_tensor(data[idx].numpy()), g))
-            others = place(views(to_tensor(data[pick].numpy()), g))
+            anchors = place(views(to_tensor(rows.numpy()), g))
+            others = place(views(to_tensor(rows_of[pick].numpy()), g))
             with autocast(device, recipe["train"]["precision"]):
                 out = model(anchors)
                 loss = scan_loss(

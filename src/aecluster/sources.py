@@ -12,8 +12,11 @@ the run goes on (`strict=True` makes it an error). Decoding runs in parallel thr
 from __future__ import annotations
 
 import glob as globlib
+import hashlib
+import json
 import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +27,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from aecluster.data import IMAGE_SIZE, as_images, load_images
 from aecluster.errors import InputError
-from aecluster.files import check_input_file, os_reason, write_csv
+from aecluster.files import (
+    atomic_path,
+    check_input_file,
+    new_folder,
+    os_reason,
+    write_csv,
+    write_text_atomic,
+)
 from aecluster.progress import progress_bar
 
 IMAGE_EXTENSIONS = frozenset(
@@ -115,6 +125,9 @@ def list_image_files(source: str | os.PathLike | Sequence) -> tuple[list[Path], 
     )
 
 
+DECODE_CHUNK = 4096  # files decoded at a time: memory stays bounded for any number of files
+
+
 def read_images(
     source: Source,
     *,
@@ -122,8 +135,14 @@ def read_images(
     strict: bool = False,
     workers: int | None = None,
     progress: bool = False,
+    cache: str | os.PathLike | None = None,
 ) -> ImageSet:
-    """Images from any source (see the module docstring), validated, as an ImageSet."""
+    """Images from any source (see the module docstring), validated, as an ImageSet.
+
+    With `cache` (a folder), decoded image files are kept there as a uint8 `.npy` (read back
+    memory-mapped) with a manifest of the files' names, sizes and modification times; a later
+    call on the same unchanged files reads the cache instead of decoding again.
+    """
     if isinstance(source, np.ndarray):
         return ImageSet(as_images(source, "array"))
     if isinstance(source, str | os.PathLike) and Path(source).suffix.lower() == ".npy":
@@ -131,20 +150,105 @@ def read_images(
     files, names = list_image_files(source)
     if not files:
         raise InputError(f"{source}: holds no image files")
-    workers = workers or min(32, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool:
-        decoded = list(progress_bar(pool.map(lambda p: _try_decode(p, size), files),
-                                    total=len(files), desc="decode images", enabled=progress,
-                                    leave=False))  # fmt: skip
-    skipped = [(n, r) for n, r in zip(names, decoded, strict=True) if isinstance(r, str)]
+    if cache is None:
+        images, skipped_at = _decode_all(files, size, workers, progress)
+        return _image_set(source, files, names, images, skipped_at, strict)
+    key = _manifest_key(files, size)
+    if (found := _read_cache(Path(cache), key)) is not None:
+        return _image_set(source, files, names, *found, strict)
+    with new_folder(cache), tempfile.TemporaryDirectory(dir=cache, prefix=".decoding.") as tmp:
+        images, skipped_at = _decode_all(files, size, workers, progress, Path(tmp) / "x.npy")
+        data = _image_set(source, files, names, images, skipped_at, strict)
+        data.images = _write_cache(Path(cache), key, images, skipped_at)
+        return data
+
+
+def _image_set(
+    source: Source, files: list[Path], names: list[str], images: np.ndarray,
+    skipped_at: list[tuple[int, str]], strict: bool,
+) -> ImageSet:  # fmt: skip
+    skipped = [(names[i], reason) for i, reason in skipped_at]
     if skipped and strict:
         raise InputError(f"{skipped[0][0]}: {skipped[0][1]} (--strict)")
-    kept = [i for i, r in enumerate(decoded) if not isinstance(r, str)]
-    if not kept:
+    if len(skipped) == len(files):
         raise InputError(f"{source}: none of its {len(files)} image files could be read "
                          f"(first: {skipped[0][0]}: {skipped[0][1]})")  # fmt: skip
-    return ImageSet(np.stack([decoded[i] for i in kept]), [names[i] for i in kept], skipped,
-                    [files[i] for i in kept])  # fmt: skip
+    dropped = {i for i, _ in skipped_at}
+    kept = [i for i in range(len(files)) if i not in dropped]
+    return ImageSet(images, [names[i] for i in kept], skipped, [files[i] for i in kept])
+
+
+def _decode_all(
+    files: list[Path], size: int, workers: int | None, progress: bool, into: Path | None = None
+) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """The readable files' images, in order, and (index, reason) for the others; in RAM, or
+    memory-mapped in the `.npy` file `into` (its rows past the readable ones stay unused)."""
+    shape = (len(files), size, size, 3)
+    if into is None:
+        images = np.empty(shape, dtype=np.uint8)
+    else:
+        images = np.lib.format.open_memmap(into, mode="w+", dtype=np.uint8, shape=shape)
+    skipped, filled = [], 0
+    bar = progress_bar(total=len(files), desc="decode images", enabled=progress, leave=False)
+    with ThreadPoolExecutor(workers or min(32, os.cpu_count() or 1)) as pool:
+        for start in range(0, len(files), DECODE_CHUNK):
+            chunk = files[start : start + DECODE_CHUNK]
+            for i, result in enumerate(pool.map(lambda p: _try_decode(p, size), chunk), start):
+                if isinstance(result, str):
+                    skipped.append((i, result))
+                else:
+                    images[filled] = result
+                    filled += 1
+            bar.update(len(chunk))
+    bar.close()
+    return images[:filled], skipped
+
+
+def _manifest_key(files: list[Path], size: int) -> str:
+    """A digest of every file's path, size and modification time: the cache is valid while
+    none of them changes."""
+    digest = hashlib.sha256(f"{size}".encode())
+    for path in files:
+        try:
+            st = path.stat()
+            digest.update(f"\0{path}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+        except OSError:
+            digest.update(f"\0{path}\0missing".encode())
+    return digest.hexdigest()
+
+
+CACHE_IMAGES, CACHE_MANIFEST = "images.npy", "images.json"
+
+
+def _read_cache(cache: Path, key: str) -> tuple[np.ndarray, list[tuple[int, str]]] | None:
+    """The cached images and skipped files of an earlier decode of the same files, if any."""
+    try:
+        manifest = json.loads((cache / CACHE_MANIFEST).read_text())
+        if manifest.get("key") != key:
+            return None
+        images = load_images(cache / CACHE_IMAGES)
+    except (OSError, ValueError, InputError):
+        return None  # absent, stale or damaged: decoded again and replaced
+    skipped = [(int(i), str(reason)) for i, reason in manifest["skipped"]]
+    return images, skipped
+
+
+def _write_cache(
+    cache: Path, key: str, images: np.ndarray, skipped: list[tuple[int, str]]
+) -> np.ndarray:
+    """Put the decoded images in place as the cache (moved, or copied in chunks to their true
+    length when files were skipped) and return them memory-mapped from there."""
+    with atomic_path(cache / CACHE_IMAGES) as tmp:
+        if skipped:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=images.shape)
+            for start in range(0, len(images), DECODE_CHUNK):
+                out[start : start + DECODE_CHUNK] = images[start : start + DECODE_CHUNK]
+            out.flush()
+        else:
+            images.flush()
+            os.replace(images.filename, tmp)
+    write_text_atomic(cache / CACHE_MANIFEST, json.dumps({"key": key, "skipped": skipped}))
+    return load_images(cache / CACHE_IMAGES)
 
 
 def write_skipped(path: str | os.PathLike, skipped: list[tuple[str, str]]) -> None:

@@ -27,8 +27,9 @@ from tqdm import tqdm
 
 from aecluster.augment import build_augment, rotate90
 from aecluster.checkpoint import load_checkpoint, save_checkpoint
-from aecluster.data import as_images, fingerprint, to_tensor
+from aecluster.data import as_images, batch_loader, fingerprint, to_tensor
 from aecluster.device import autocast, resolve_device, to_device
+from aecluster.distributed import Group, process_group, wrap
 from aecluster.errors import InputError
 from aecluster.files import (
     check_output_folder,
@@ -94,6 +95,12 @@ class Objective(nn.Module):
             )
         terms["loss"] = sum(w[name] * value for name, value in terms.items())
         return terms
+
+
+def rank_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
+    """The augmentation generator of process `rank` > 0 in a multi-process run (process 0 uses
+    the epoch's own generator, so one process reproduces a single-process run)."""
+    return torch.Generator().manual_seed((seed * 100_003 + epoch) * 1_009 + rank)
 
 
 def epoch_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
@@ -240,8 +247,15 @@ def train(
     device: str | torch.device = "cpu",
     keep_checkpoints: bool = False,
     choose_clusters: Callable[[np.ndarray], int] | None = None,
+    workers: int = 0,
 ) -> dict:
     """Train the recipe's autoencoder on images; write the final checkpoint to `out`.
+
+    `images` may be a memory-mapped array: batches are read from it by a loader with `workers`
+    processes, never the whole set into RAM, with the same result as from an in-RAM array.
+    Under `torchrun` each process trains on its share of every batch (see `distributed`);
+    process 0 writes the files and returns the summary, the others return theirs after the
+    autoencoder's epochs.
 
     Returns a summary: epochs run, minutes, whether the time budget stopped it, final loss.
     Epoch checkpoints the recipe no longer needs are deleted unless `keep_checkpoints`.
@@ -265,19 +279,22 @@ def train(
     refuse_overwriting_inputs(training_outputs(out, run_dir), memmapped)
     data_id = fingerprint(images)
     device = resolve_device(device)
-    with new_folder(run_dir):
-        return _train(images, recipe, out, run_dir, val, budget, data_id, progress, device,
-                      keep_checkpoints, choose_clusters)  # fmt: skip
+    with process_group(device) as group, new_folder(run_dir):
+        return _train(images, recipe, out, run_dir, val, budget, data_id, progress,
+                      group.device(device), keep_checkpoints, choose_clusters, workers,
+                      group)  # fmt: skip
 
 
 def _train(
     images: np.ndarray, recipe: dict, out: Path, run_dir: Path, val: Validation | None,
     budget: float, data_id: str, progress: bool, device: torch.device, keep_checkpoints: bool,
-    choose_clusters: Callable[[np.ndarray], int] | None,
+    choose_clusters: Callable[[np.ndarray], int] | None, workers: int, group: Group,
 ) -> dict:  # fmt: skip
     cfg = recipe["train"]
-    for stale in run_dir.glob(".*.tmp"):  # left by a process killed mid-write
-        stale.unlink()
+    progress = progress and group.is_main
+    if group.is_main:
+        for stale in run_dir.glob(".*.tmp"):  # left by a process killed mid-write
+            stale.unlink()
     torch.use_deterministic_algorithms(True, warn_only=True)
 
     seed_everything(cfg["seed"])
@@ -287,14 +304,15 @@ def _train(
     optimizer = build_optimizer(objective.parameters(), cfg)
 
     start_epoch, prior_minutes, metrics = 0, 0.0, []
-    if (resumed := _resume(run_dir, recipe, data_id)) is not None:
+    resumed = group.broadcast(_resume(run_dir, recipe, data_id) if group.is_main else None)
+    if resumed is not None:
         objective.load_state_dict(resumed["objective"])
         optimizer.load_state_dict(resumed["optimizer"])
         start_epoch, prior_minutes = resumed["epoch"], resumed["train_minutes"]
         metrics = resumed["metrics"]
 
-    data = torch.from_numpy(np.array(images, dtype=np.uint8))  # in RAM, writable
-    n, bs, epochs = len(data), cfg["batch_size"], cfg["epochs"]
+    step = wrap(objective, group, device)
+    n, bs, epochs = len(images), cfg["batch_size"], cfg["epochs"]
     t0 = time.monotonic()
     minutes = lambda: prior_minutes + (time.monotonic() - t0) / 60  # noqa: E731
     last = {"epoch": start_epoch, "loss": float("nan")}
@@ -308,7 +326,8 @@ def _train(
         metrics.append(row)
         path = run_dir / f"epoch_{epoch:04d}.pth"
         save_checkpoint(path, {**state, "epoch": epoch, "train_minutes": minutes(), "loss": loss,
-                               "data": data_id, "metrics": metrics})  # fmt: skip
+                               "data": data_id, "metrics": metrics,
+                               "world_size": group.size})  # fmt: skip
         write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in metrics))
         if not keep_checkpoints:
             prune_checkpoints(run_dir, metrics, recipe["select"])
@@ -319,22 +338,28 @@ def _train(
             epoch_began = minutes()
             seed_everything(cfg["seed"] * 100_003 + epoch)
             g = torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = cfg["lr"] * LR_SCHEDULES[cfg["lr_schedule"]](epoch, epochs)
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = cfg["lr"] * LR_SCHEDULES[cfg["lr_schedule"]](epoch, epochs)
             order = torch.randperm(n, generator=g)
-            batches = [order[i : i + bs] for i in range(0, n, bs) if len(order[i : i + bs]) > 1]
-            total, bar = 0.0, progress_bar(batches, desc=f"epoch {epoch + 1}/{epochs}",
-                                           enabled=progress, leave=False)  # fmt: skip
-            for idx in bar:
+            # every process draws the same order; each takes its share of every global batch
+            # (a batch too small to give each at least 2 images is dropped: BatchNorm needs 2)
+            batches = [group.shard(order[i : i + bs]) for i in range(0, n, bs)
+                       if len(order[i : i + bs]) >= 2 * group.size]  # fmt: skip
+            g_views = g if group.is_main else rank_generator(cfg["seed"], epoch, group.rank)
+            loader = batch_loader(images, batches, workers)
+            total, bar = 0.0, progress_bar(loader, desc=f"epoch {epoch + 1}/{epochs}",
+                                           total=len(batches), enabled=progress,
+                                           leave=False)  # fmt: skip
+            for rows in bar:
                 with autocast(device, cfg["precision"]):
-                    terms = objective(to_tensor(data[idx].numpy()), g)
+                    terms = step(to_tensor(rows.numpy()), g_views)
                 check_finite(terms["loss"], f"epoch {epoch + 1}")
                 optimizer.zero_grad(set_to_none=True)
                 terms["loss"].backward()
                 optimizer.step()
-                total += terms["loss"].item() * len(idx)
+                total += terms["loss"].item() * len(rows)
                 bar.set_postfix({k: f"{v.item():.4f}" for k, v in terms.items()})
-            last = {"epoch": epoch + 1, "loss": total / n}
+            last = {"epoch": epoch + 1, "loss": group.sum(total) / n}
             snapshot = {
                 "recipe": recipe,
                 "model": _on_cpu(model.state_dict()),
@@ -346,13 +371,14 @@ def _train(
             # fine-tuning epoch costs about as much as an autoencoder epoch
             next_epoch = 1.2 * max(minutes() / (epoch + 1), minutes() - epoch_began)
             still_needed = next_epoch * (1 + recipe["finetune"]["epochs"])
-            stopped_by_budget = bool(budget) and minutes() + still_needed > budget
+            stopped_by_budget = group.any(bool(budget) and minutes() + still_needed > budget)
             if (
                 (epoch + 1) % cfg["checkpoint_every"] == 0
                 or epoch + 1 == epochs
                 or stopped_by_budget
             ):
-                save(epoch + 1, snapshot, last["loss"])
+                if group.is_main:
+                    save(epoch + 1, snapshot, last["loss"])
                 snapshot = None
             if progress:
                 tqdm.write(f"epoch {epoch + 1}/{epochs} loss {last['loss']:.5f} "
@@ -361,10 +387,12 @@ def _train(
                 tqdm.write(f"time budget of {budget} min reached after epoch {epoch + 1}")
                 break
     except (KeyboardInterrupt, TrainingDiverged):
-        if snapshot is not None:  # the last finished epoch is kept
+        if snapshot is not None and group.is_main:  # the last finished epoch is kept
             save(last["epoch"], snapshot, last["loss"])
         raise
 
+    if not group.is_main:  # process 0 alone selects, fine-tunes and writes the final model
+        return {"rank": group.rank, "world_size": group.size, "epochs": last["epoch"]}
     saved = dict(epoch_checkpoints(run_dir))
     if not saved:
         raise InputError(f"{run_dir}: no epoch finished, nothing to save")
@@ -377,7 +405,7 @@ def _train(
         k = choose_clusters(embed(model, images))
         final_recipe = recipe = {**recipe, "cluster": {**recipe["cluster"], "n_clusters": k}}
     if recipe["finetune"]["epochs"]:
-        head = scan_finetune(model, data, recipe, layout, progress)
+        head = scan_finetune(model, images, recipe, layout, progress, workers)
         final_recipe = {**recipe, "cluster": {**recipe["cluster"], "method": head}}
         weights = {k: v.cpu() for k, v in model.state_dict().items()}
     summary = {
@@ -388,6 +416,7 @@ def _train(
         "stopped_by_budget": stopped_by_budget,
         "selected_epoch": chosen,
         "loss": state["loss"],
+        "world_size": group.size,
     }
     save_checkpoint(out, {"recipe": final_recipe, "model": weights, **summary})
     write_text_atomic(metrics_path(out), (run_dir / "metrics.jsonl").read_text())
