@@ -3,6 +3,7 @@ neighbours, and training across processes with torchrun."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -113,6 +114,19 @@ def test_approximate_neighbours_above_the_exact_limit_are_mostly_the_exact_ones(
     assert np.array_equal(approx, scan.nearest_neighbors(x, 10, seed=3))  # seeded: repeatable
 
 
+def _torchrun(cmd: list[str], env: dict) -> subprocess.CompletedProcess:
+    """Run a torchrun command; on a hang, kill the launcher and its workers, not only the
+    launcher (workers left behind would hold the CPU)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def test_torchrun_trains_with_two_processes_and_the_checkpoint_predicts(tmp_path):
     images, y = two_kinds(128)
     np.save(tmp_path / "x.npy", images)
@@ -122,15 +136,14 @@ def test_torchrun_trains_with_two_processes_and_the_checkpoint_predicts(tmp_path
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
            "--standalone", "-m", "aecluster", "train", "--data", str(tmp_path / "x.npy"),
            "--out", str(out), "--recipe", "baseline", "--quiet", *settings]  # fmt: skip
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    run = _torchrun(cmd, env)
     assert run.returncode == 0, run.stderr[-2000:]
     lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1 and lines[0]["world_size"] == 2  # process 0 alone reports
     assert load_checkpoint(out)["world_size"] == 2
     first = load_checkpoint(out)["model"]
     # a rerun resumes from the run folder's last epoch (read by process 0, sent to process 1)
-    run = subprocess.run([*cmd, "--overwrite"], capture_output=True, text=True, env=env,
-                         timeout=300)  # fmt: skip
+    run = _torchrun([*cmd, "--overwrite"], env)
     assert run.returncode == 0, run.stderr[-2000:]
     again = load_checkpoint(out)["model"]
     assert all(torch.equal(first[k], again[k]) for k in first)

@@ -132,7 +132,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from aecluster.checkpoint import load_model
     from aecluster.device import resolve_device
     from aecluster.files import check_output_path, refuse_overwriting_inputs
-    from aecluster.predict import embed, fit_cluster_pipeline
+    from aecluster.predict import cluster_images
     from aecluster.sources import export_clusters
 
     t0 = time.monotonic()
@@ -143,8 +143,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     recipe = _clustering_overrides(recipe, args.set)
     data = _read(args.data, args, cache=args.cache)
     refuse_overwriting_inputs([args.out], _inputs(args.data, data))
-    codes = embed(model.to(resolve_device(args.device)), data.images, _progress(args))
-    pipe = fit_cluster_pipeline(codes, recipe, n_clusters)
+    model.to(resolve_device(args.device))
+    pipe = cluster_images(model, data.images, recipe, n_clusters, _progress(args))
     _write_labels(args.out, data, pipe.labels_, pipe.proba_, args.overwrite)
     if args.export:
         export_clusters(args.export, data, pipe.labels_, copy=args.copy)

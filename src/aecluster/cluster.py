@@ -245,17 +245,24 @@ class ClusterPipeline(ClusterMixin, BaseEstimator):
         self.variance_ = max(float(own.mean()), 1e-12)
         self.proba_ = self._proba(Z)
         if sampled:  # the fitted steps place every code, in chunks
-            self.embedding_, self.proba_ = self._place_in_chunks(X_all)
-            self.labels_ = np.asarray(
-                self.clusterer_.predict(self.embedding_)
-                if hasattr(self.clusterer_, "predict") else self.proba_.argmax(1), dtype=np.int64
-            )  # fmt: skip
+            self.embedding_, self.proba_, self.labels_ = self._place_in_chunks(X_all)
         return self
 
-    def _place_in_chunks(self, X: np.ndarray, chunk: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
-        parts = [(Z := self._reduce(X[i : i + chunk]), self._proba(Z))
-                 for i in range(0, len(X), chunk)]  # fmt: skip
-        return np.concatenate([z for z, _ in parts]), np.concatenate([p for _, p in parts])
+    def _place_in_chunks(
+        self, X: np.ndarray, chunk: int = 2048
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The embedding (float32), soft assignments and clusters of every row of X, placed a
+        chunk at a time (X may compute its rows when indexed, see `predict.EncodedImages`)."""
+        n = len(X)
+        proba, labels = np.empty((n, self.n_clusters)), np.empty(n, dtype=np.int64)
+        embedding = None
+        for i in range(0, n, chunk):
+            Z = self._reduce(X[i : i + chunk])
+            if embedding is None:
+                embedding = np.empty((n, Z.shape[1]), dtype=np.float32)
+            embedding[i : i + chunk], proba[i : i + chunk] = Z, self._proba(Z)
+            labels[i : i + chunk] = self._labels(Z)
+        return embedding, proba, labels
 
     @classmethod
     def prefitted_head(cls, cluster_cfg: dict) -> ClusterPipeline:
@@ -285,7 +292,9 @@ class ClusterPipeline(ClusterMixin, BaseEstimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Clusters of new codes: the clusterer's own `predict` where it has one, else the
         nearest centroid (e.g. agglomerative clustering)."""
-        Z = self._reduce(X)
+        return self._labels(self._reduce(X))
+
+    def _labels(self, Z: np.ndarray) -> np.ndarray:
         if hasattr(self.clusterer_, "predict"):
             return np.asarray(self.clusterer_.predict(Z), dtype=np.int64)
         return self._proba(Z).argmax(1).astype(np.int64)

@@ -30,9 +30,30 @@ def embed(model: AutoEncoder, images: np.ndarray, progress: bool = False) -> np.
     images = as_images(images, "images")
     model.eval()
     device = next(model.parameters()).device
-    codes = [model.encode(x.to(device)).float().cpu().numpy()
-             for x in _batches(images, "embed", progress)]  # fmt: skip
-    return np.concatenate(codes)
+    codes = np.empty((len(images), model.latent_dim), dtype=np.float32)
+    for start, x in zip(range(0, len(images), BATCH), _batches(images, "embed", progress),
+                        strict=True):  # fmt: skip
+        codes[start : start + len(x)] = model.encode(x.to(device)).float().cpu().numpy()
+    return codes
+
+
+class EncodedImages:
+    """The codes of `images`, computed when indexed (`codes[rows]`): a clustering fitted on a
+    sample of a large set embeds the sample, then places the rest chunk by chunk, and never
+    holds every code at once."""
+
+    def __init__(self, model: AutoEncoder, images: np.ndarray, progress: bool = False) -> None:
+        self.model, self.images, self.progress = model, as_images(images, "images"), progress
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray:
+        return embed(self.model, self.images[rows])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.images), self.model.latent_dim
 
 
 @torch.inference_mode()
@@ -75,6 +96,20 @@ def cluster_codes(
     return fit_cluster_pipeline(codes, recipe, n_clusters, context).labels_[-len(codes) :]
 
 
+def cluster_images(
+    model: AutoEncoder,
+    images: np.ndarray,
+    recipe: dict,
+    n_clusters: int | None = None,
+    progress: bool = False,
+) -> ClusterPipeline:
+    """The recipe's clustering fitted on the codes of `images`; above `cluster.fit_sample`
+    images only the sample's codes are computed for fitting, the rest as they are placed."""
+    small = len(images) <= recipe["cluster"]["fit_sample"]
+    codes = embed(model, images, progress) if small else EncodedImages(model, images, progress)
+    return fit_cluster_pipeline(codes, recipe, n_clusters)
+
+
 def predict(
     model: AutoEncoder,
     recipe: dict,
@@ -83,7 +118,7 @@ def predict(
     progress: bool = False,
 ) -> np.ndarray:
     """Cluster labels (N,) for images, using the recipe's reduction and clustering settings."""
-    return cluster_codes(embed(model, images, progress), recipe, n_clusters)
+    return cluster_images(model, images, recipe, n_clusters, progress).labels_
 
 
 def write_predictions(path: str | os.PathLike, labels: np.ndarray, overwrite: bool = True) -> None:

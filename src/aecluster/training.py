@@ -157,13 +157,20 @@ class Validation:
 def checkpoint_metrics(
     model: AutoEncoder, recipe: dict, images: np.ndarray, val: Validation | None
 ) -> dict:
+    """Scores of one checkpoint. Above `cluster.fit_sample` images they are computed on a
+    seeded sample of that many (the same at every checkpoint), so a checkpoint of a large set
+    costs what one of a small set does."""
+    limit, seed = recipe["cluster"]["fit_sample"], recipe["cluster"]["seed"]
+    if len(images) > limit:
+        rng = np.random.default_rng(seed)
+        images = images[np.sort(rng.choice(len(images), limit, replace=False))]
     row = {"recon_mse": float(reconstruction_errors(model, images).mean())}
     select = recipe["select"]
     codes = embed(model, images) if needs_stability(select) or val is not None else None
     if needs_stability(select):
         row["stability"] = partition_stability(
             codes, recipe["cluster"]["n_clusters"], select["reduce"], select["resamples"],
-            seed=recipe["cluster"]["seed"],
+            seed=seed,
         )  # fmt: skip
     if val is not None:
         # clustered together with the training images, as hw9_best.sh clusters them
