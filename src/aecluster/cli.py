@@ -227,8 +227,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     print(
         f"plan: {len(data)} images ({len(data.skipped)} skipped) from {args.images} -> "
-        f"{args.clusters} clusters with recipe {args.recipe!r} on {device}, training at "
-        f"most {args.budget_minutes:g} min; writing {csv}, {model}, {skipped}, "
+        f"{args.clusters} clusters with recipe {args.recipe!r} on {device}, training for "
+        f"about {args.budget_minutes:g} min; writing {csv}, {model}, {skipped}, "
         f"{out / 'index.html'}",
         file=sys.stderr,
     )
@@ -384,7 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--out", required=True, help="output folder")
     c.add_argument(
-        "--budget-minutes", type=float, default=10.0, help="training time budget (default 10)"
+        "--budget-minutes",
+        type=float,
+        default=10.0,
+        help="training time: epochs are planned to use 90-100%% of it (default 10)",
     )
     c.add_argument("--recipe", default="best", help="built-in recipe or TOML file (default best)")
     c.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -421,7 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--budget-minutes",
         type=float,
-        help="stop cleanly (and save) before this many minutes; overrides the recipe",
+        help="finish within this many minutes: epochs are re-planned from the measured speed "
+        "(at most the recipe's; --set train.fill_budget=true plans as many as fit)",
     )
     t.add_argument(
         "--workers",

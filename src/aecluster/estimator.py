@@ -49,11 +49,11 @@ class AECluster(ClusterMixin, TransformerMixin, BaseEstimator):
     n_clusters : number of clusters (2 to 10,000), or `auto`: chosen without labels from
         `k_range` by the silhouette of the trained codes (`k_scores_` holds every k's score).
     recipe : a built-in recipe name (`best`, `improved`, `baseline`, `demo`) or a TOML file.
-    budget_minutes : training stops cleanly (and uses what it has) before this many minutes;
-        None trains the recipe's full length.
+    budget_minutes : training plans its epochs (more or fewer than the recipe's) to use 90-100%
+        of this many minutes, from the speed it measures; None trains the recipe's own length
+        (reproducible: the same seed, data and machine give the same model).
     device : `auto` (a GPU when torch sees one), `cpu`, `cuda` or `mps`.
-    random_state : seed of training and clustering; the same seed, data and machine give the
-        same model and the same clusters.
+    random_state : seed of training and clustering.
     settings : extra recipe settings, as for `--set` (e.g. `("train.epochs=5",)`).
     strict : unreadable image files are an error instead of being skipped.
     verbose : progress bars.
@@ -109,7 +109,8 @@ class AECluster(ClusterMixin, TransformerMixin, BaseEstimator):
     def _recipe(self) -> dict:
         k = self.k_range[0] if self.n_clusters == "auto" else self.n_clusters
         fixed = [f"cluster.n_clusters={k}", f"train.seed={self.random_state}",
-                 f"cluster.seed={self.random_state}"]  # fmt: skip
+                 f"cluster.seed={self.random_state}",
+                 f"train.fill_budget={str(self.budget_minutes is not None).lower()}"]  # fmt: skip
         return apply_overrides(load_recipe(self.recipe), [*fixed, *self.settings])
 
     def _images(self, X: Source | ImageSet, cache: str | os.PathLike | None = None) -> ImageSet:

@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
         "checkpoint_every": 10,
         "seed": 0,
         "budget_minutes": 0.0,  # 0: no time limit
+        # with a budget: plan as many epochs as fit (true) or at most `epochs` (false); see planner
+        "fill_budget": False,
         "channels_last": False,  # NHWC memory layout: faster convolutions on some CPUs
         "precision": "fp32",  # or "bf16" (CPU or GPU), "fp16" (CUDA): autocast's dtype
     },
@@ -101,6 +103,7 @@ SCHEMA = Table(
             "checkpoint_every": Int(1, 100_000),
             "seed": SEED,
             "budget_minutes": Real(0, 10**6),
+            "fill_budget": Bool(),
             "channels_last": Bool(),
             "precision": Options(tuple(PRECISIONS)),
         }),

@@ -42,6 +42,7 @@ from aecluster.losses import ProjectionHead, RotationHead, nt_xent
 from aecluster.metrics import scores
 from aecluster.models import AutoEncoder, build_model
 from aecluster.optim import LR_SCHEDULES, build_optimizer
+from aecluster.planner import USE, plan, recipe_plan
 from aecluster.predict import cluster_codes, embed, reconstruction_errors
 from aecluster.progress import progress_bar
 from aecluster.recipes import complete
@@ -319,12 +320,15 @@ def _train(
         metrics = resumed["metrics"]
 
     step = wrap(objective, group, device)
-    n, bs, epochs = len(images), cfg["batch_size"], cfg["epochs"]
+    n, bs = len(images), cfg["batch_size"]
     t0 = time.monotonic()
     minutes = lambda: prior_minutes + (time.monotonic() - t0) / 60  # noqa: E731
     last = {"epoch": start_epoch, "loss": float("nan")}
     snapshot = None
-    stopped_by_budget = False
+    schedule = recipe_plan(recipe)
+    if start_epoch and budget:  # resumed: plan the rest from the speed so far
+        epoch_minutes = prior_minutes / start_epoch
+        schedule = plan(recipe, budget, prior_minutes, start_epoch, epoch_minutes)
 
     def save(epoch: int, state: dict, loss: float) -> None:
         # the metrics so far go into the checkpoint: one file, written atomically, holds both
@@ -339,10 +343,15 @@ def _train(
         if not keep_checkpoints:
             prune_checkpoints(run_dir, metrics, recipe["select"])
 
+    if budget and progress:
+        most = "as many epochs as fit" if cfg["fill_budget"] else f"at most {cfg['epochs']} epochs"
+        tqdm.write(f"plan: {most} in {USE:.0%} of {budget:g} min, re-planned after each epoch "
+                   "from the measured speed")  # fmt: skip
     objective.train()
+    epoch, durations, mark = start_epoch, [], minutes()
     try:
-        for epoch in range(start_epoch, epochs):
-            epoch_began = minutes()
+        while epoch < schedule.epochs:
+            epochs = schedule.epochs
             seed_everything(cfg["seed"] * 100_003 + epoch)
             g = torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch)
             for param_group in optimizer.param_groups:
@@ -373,26 +382,26 @@ def _train(
                 "objective": _on_cpu(objective.state_dict()),
                 "optimizer": _on_cpu(optimizer.state_dict()),
             }
-            # the next epoch (and its checkpoint) may be slower than the average when the CPU is
-            # shared: assume the slower of the average and this epoch, with 20% to spare; a
-            # fine-tuning epoch costs about as much as an autoencoder epoch
-            next_epoch = 1.2 * max(minutes() / (epoch + 1), minutes() - epoch_began)
-            still_needed = next_epoch * (1 + recipe["finetune"]["epochs"])
-            stopped_by_budget = group.any(bool(budget) and minutes() + still_needed > budget)
-            if (
-                (epoch + 1) % cfg["checkpoint_every"] == 0
-                or epoch + 1 == epochs
-                or stopped_by_budget
-            ):
+            # the next epochs may be slower than the average when the CPU is shared: assume the
+            # slower of the average and the average of the last checkpoint period
+            durations.append(minutes() - mark)  # since the last plan: checkpoints included
+            mark = minutes()
+            recent = durations[-cfg["checkpoint_every"] :]
+            epoch_minutes = max(sum(durations) / len(durations), sum(recent) / len(recent))
+            before, schedule = schedule, group.broadcast(
+                plan(recipe, budget, minutes(), epoch + 1, epoch_minutes, schedule)
+            )  # fmt: skip
+            if (epoch + 1) % cfg["checkpoint_every"] == 0 or epoch + 1 == schedule.epochs:
                 if group.is_main:
                     save(epoch + 1, snapshot, last["loss"])
                 snapshot = None
             if progress:
                 tqdm.write(f"epoch {epoch + 1}/{epochs} loss {last['loss']:.5f} "
                            f"({minutes():.1f} min)")  # fmt: skip
-            if stopped_by_budget:
-                tqdm.write(f"time budget of {budget} min reached after epoch {epoch + 1}")
-                break
+            if group.is_main and schedule != before:
+                tqdm.write(f"plan for the {budget:g}-minute budget: "
+                           f"{schedule.describe(epoch_minutes)}")  # fmt: skip
+            epoch += 1
     except (KeyboardInterrupt, TrainingDiverged):
         if snapshot is not None and group.is_main:  # the last finished epoch is kept
             save(last["epoch"], snapshot, last["loss"])
@@ -411,6 +420,7 @@ def _train(
     if choose_clusters is not None:
         k = choose_clusters(embed(model, images))
         final_recipe = recipe = {**recipe, "cluster": {**recipe["cluster"], "n_clusters": k}}
+    recipe = {**recipe, "finetune": {**recipe["finetune"], "epochs": schedule.finetune_epochs}}
     if recipe["finetune"]["epochs"]:
         head = scan_finetune(model, images, recipe, layout, progress, workers)
         final_recipe = {**recipe, "cluster": {**recipe["cluster"], "method": head}}
@@ -420,7 +430,8 @@ def _train(
         "epochs": last_state["epoch"],
         "train_minutes": round(last_state["train_minutes"], 2),
         "finetune_minutes": round((time.monotonic() - t_finetune) / 60, 2),
-        "stopped_by_budget": stopped_by_budget,
+        "stopped_by_budget": schedule.epochs < cfg["epochs"],
+        "finetune_epochs": schedule.finetune_epochs,
         "selected_epoch": chosen,
         "loss": state["loss"],
         "world_size": group.size,

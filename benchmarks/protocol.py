@@ -1,0 +1,111 @@
+"""The design protocol: a recipe judged on three kinds of images, never one, as the mean and
+standard deviation over seeds.
+
+    python benchmarks/protocol.py --recipe best --budget-minutes 10 --seeds 0 1 2 \
+        [--set train.precision=bf16 ...] [--sets dev cifar digits] [--log runs.jsonl]
+
+- dev: trained on hw9like trainX (8500 images, 2 clusters), scored on devX (2000 labelled
+  images the recipe never trained on); val (500) is reported beside it, as the homework does.
+- cifar: trained on CIFAR-10 trainX (20,000 images, 10 clusters), scored on valX (1000).
+- digits: scikit-learn's 1797 handwritten digits (8x8 grayscale, resized to 32x32), 10 clusters,
+  scored on the images it clustered.
+
+Each run trains with `AECluster(recipe, budget_minutes, random_state=seed)`: with a budget the
+planner fills it. Labels are used only to score. Each run's result is appended to --log as a
+JSON line; the table of means is printed at the end (and can be rebuilt from a log with
+--table-only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from aecluster.demo import digits_images
+from aecluster.estimator import AECluster
+from aecluster.metrics import scores
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared/data"
+
+
+def _npy(*parts: str) -> np.ndarray:
+    return np.load(DATA.joinpath(*parts))
+
+
+def load_set(name: str) -> tuple[np.ndarray, int, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Training images, number of clusters, and the labelled sets scored after training."""
+    if name == "dev":
+        return _npy("hw9like", "trainX.npy"), 2, {
+            "dev": (_npy("hw9like", "devX.npy"), _npy("hw9like", "devY.npy")),
+            "val": (_npy("hw9like", "valX.npy"), _npy("hw9like", "valY.npy")),
+        }  # fmt: skip
+    if name == "cifar":
+        return _npy("cifar10", "trainX.npy"), 10, {
+            "cifar val": (_npy("cifar10", "valX.npy"), _npy("cifar10", "valY.npy")),
+        }  # fmt: skip
+    images, labels = digits_images()
+    return images, 10, {"digits": (images, labels)}
+
+
+def run(name: str, recipe: str, budget: float | None, seed: int, settings: list[str]) -> dict:
+    train_images, k, scored = load_set(name)
+    t0 = time.monotonic()
+    model = AECluster(n_clusters=k, recipe=recipe, budget_minutes=budget, device="cpu",
+                      random_state=seed, settings=tuple(settings)).fit(train_images)  # fmt: skip
+    minutes = (time.monotonic() - t0) / 60
+    row = {"set": name, "recipe": recipe, "budget": budget, "seed": seed, "settings": settings,
+           "minutes": round(minutes, 2), **model.train_summary_}  # fmt: skip
+    for what, (images, truth) in scored.items():
+        labels = model.labels_ if images is train_images else model.predict(images)
+        row[what] = {m: round(v, 4) for m, v in scores(truth, labels).items()}
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    """Mean +- sd over seeds of each (recipe, budget, settings) and scored set."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["recipe"], r["budget"], " ".join(r["settings"])), []).append(r)
+    out = ["| recipe | budget | settings | scored on | seeds | accuracy | NMI | minutes |",
+           "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (recipe, budget, settings), runs in groups.items():
+        scored = sorted({k for r in runs for k, v in r.items() if isinstance(v, dict)})
+        for what in scored:
+            have = [r for r in runs if what in r]
+            acc = np.array([r[what]["accuracy"] for r in have])
+            nmi = np.array([r[what]["nmi"] for r in have])
+            mins = np.array([r["minutes"] for r in have])
+            out.append(f"| {recipe} | {budget} | {settings or '-'} | {what} | {len(have)} | "
+                       f"{acc.mean():.3f} +- {acc.std():.3f} | {nmi.mean():.3f} | "
+                       f"{mins.mean():.1f} |")  # fmt: skip
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--recipe", default="best")
+    ap.add_argument("--budget-minutes", type=float, default=None)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--sets", nargs="+", choices=("dev", "cifar", "digits"),
+                    default=["dev", "cifar", "digits"])  # fmt: skip
+    ap.add_argument("--set", action="append", default=[], dest="settings")
+    ap.add_argument("--log", type=Path, default=Path("protocol_runs.jsonl"))
+    ap.add_argument("--table-only", action="store_true")
+    args = ap.parse_args()
+    if not args.table_only:
+        for seed in args.seeds:
+            for name in args.sets:
+                row = run(name, args.recipe, args.budget_minutes, seed, args.settings)
+                print(json.dumps(row), flush=True)
+                with open(args.log, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+    rows = [json.loads(line) for line in args.log.read_text().splitlines() if line.strip()]
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

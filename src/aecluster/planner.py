@@ -1,0 +1,71 @@
+"""The time budget planner: how many autoencoder and fine-tuning epochs fit in the minutes left.
+
+Re-planned after every epoch from the measured speed, so a machine that slows down costs epochs,
+not the result: the learning-rate schedule always follows the planned length, and fine-tuning
+keeps its share of it. With `train.fill_budget` the plan may run longer than `train.epochs` (a
+small set gets many epochs out of a 10-minute budget); without it `train.epochs` is the most.
+A plan depends on timing, so it is printed and recorded in the checkpoint: training again with
+`--set train.epochs=E --set finetune.epochs=F` and no budget reproduces a run exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# the share of the budget planned for epochs; the rest covers what follows the last epoch (the
+# SCAN heads, the final embedding and clustering) and an epoch slower than the ones measured
+USE = 0.93
+MAX_EPOCHS = 2000
+KEEP = 0.95  # a filling plan is kept while it is projected to use at least this share of USE
+
+
+@dataclass(frozen=True)
+class Plan:
+    epochs: int
+    finetune_epochs: int
+
+    def describe(self, epoch_minutes: float) -> str:
+        tail = f" + {self.finetune_epochs} fine-tuning epochs" if self.finetune_epochs else ""
+        return f"{self.epochs} epochs{tail} ({epoch_minutes * 60:.1f} s per epoch measured)"
+
+
+def recipe_plan(recipe: dict) -> Plan:
+    """The recipe's own lengths: the plan without a budget."""
+    return Plan(recipe["train"]["epochs"], recipe["finetune"]["epochs"])
+
+
+def plan(
+    recipe: dict,
+    budget_minutes: float,
+    minutes_used: float,
+    epochs_done: int,
+    epoch_minutes: float,
+    current: Plan | None = None,
+) -> Plan:
+    """The epochs (total, counting those done) and fine-tuning epochs that fit in the budget.
+
+    `epoch_minutes` is the expected cost of one more epoch (a fine-tuning epoch costs about as
+    much: two encoder passes, one decoder pass). Fine-tuning keeps the recipe's ratio to the
+    autoencoder epochs. At least the epochs done are planned, and at least one. The `current`
+    plan is kept while it still fits and, when filling, still uses most of the budget, so that
+    small changes in speed do not reshape the learning-rate schedule epoch after epoch.
+    """
+    base = recipe_plan(recipe)
+    if not budget_minutes or epoch_minutes <= 0:
+        return base
+    if current is not None and current.epochs >= epochs_done:
+        left = current.epochs - epochs_done + current.finetune_epochs
+        projected = minutes_used + left * epoch_minutes
+        enough = not recipe["train"]["fill_budget"] or projected >= KEEP * USE * budget_minutes
+        if projected <= USE * budget_minutes and enough:
+            return current
+    ratio = base.finetune_epochs / base.epochs
+    left = USE * budget_minutes - minutes_used
+    # r more epochs cost r * m, and fine-tuning ratio * (done + r) * m
+    more = math.floor((left / epoch_minutes - ratio * epochs_done) / (1 + ratio))
+    epochs = max(epochs_done + more, epochs_done, 1)
+    limit = MAX_EPOCHS if recipe["train"]["fill_budget"] else base.epochs
+    epochs = min(epochs, max(limit, epochs_done))
+    finetune = max(1, math.floor(ratio * epochs + 1e-9)) if base.finetune_epochs else 0
+    return Plan(epochs, finetune)

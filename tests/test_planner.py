@@ -1,0 +1,59 @@
+import time
+
+import pytest
+from conftest import two_kinds
+from test_training import FINETUNE
+
+from aecluster.planner import MAX_EPOCHS, USE, Plan, plan, recipe_plan
+from aecluster.recipes import apply_overrides
+from aecluster.training import read_metrics, train
+
+
+@pytest.fixture
+def recipe(tiny_recipe):
+    return apply_overrides(tiny_recipe, [*FINETUNE, "train.epochs=40", "finetune.epochs=10"])
+
+
+def _fill(recipe):
+    return apply_overrides(recipe, ["train.fill_budget=true"])
+
+
+def test_without_a_budget_the_plan_is_the_recipe(recipe):
+    assert plan(recipe, 0, 0.0, 3, 0.5) == recipe_plan(recipe) == Plan(40, 10)
+
+
+@pytest.mark.parametrize("epoch_minutes", [0.001, 0.01, 0.05, 0.2, 1.0])
+@pytest.mark.parametrize("budget", [1.0, 10.0, 30.0])
+def test_a_filled_budget_is_used_but_not_overrun(recipe, budget, epoch_minutes):
+    p = plan(_fill(recipe), budget, epoch_minutes, 1, epoch_minutes)
+    spent = (p.epochs + p.finetune_epochs) * epoch_minutes
+    assert spent <= USE * budget + 1e-9 or p.epochs == 1
+    if p.epochs < MAX_EPOCHS and spent > 2 * epoch_minutes:  # not capped, not degenerate
+        assert spent >= USE * budget - 2.5 * epoch_minutes  # within an epoch and its share
+    assert p.finetune_epochs == max(1, p.epochs // 4)  # the recipe's 10 per 40
+
+
+def test_without_fill_the_recipe_length_is_the_most(recipe):
+    assert plan(recipe, 30.0, 0.01, 1, 0.01) == Plan(40, 10)
+    slow = plan(recipe, 30.0, 1.0, 1, 1.0)  # 50 epochs would take 50 minutes
+    assert slow.epochs < 40 and (slow.epochs + slow.finetune_epochs) * 1.0 <= USE * 30
+
+
+def test_a_slower_machine_costs_epochs_and_never_undoes_finished_ones(recipe):
+    fast = plan(_fill(recipe), 10.0, 2.0, 20, 0.1)
+    slow = plan(_fill(recipe), 10.0, 2.0, 20, 0.3)
+    assert slow.epochs < fast.epochs
+    assert plan(_fill(recipe), 10.0, 9.9, 20, 0.3).epochs == 20  # out of time: stop now
+
+
+def test_training_with_a_filled_budget_uses_most_of_it(tmp_path, recipe):
+    images, _ = two_kinds(256)
+    budget = 0.25  # minutes
+    t0 = time.monotonic()
+    summary = train(images, _fill(recipe), tmp_path / "m.pth", budget_minutes=budget,
+                    progress=False)  # fmt: skip
+    minutes = (time.monotonic() - t0) / 60
+    assert 0.7 * budget <= minutes <= 1.05 * budget, minutes
+    assert summary["epochs"] > 40  # more than the recipe's: the set is small
+    assert summary["finetune_epochs"] == max(1, summary["epochs"] // 4)
+    assert read_metrics(tmp_path / "m.pth.run")[-1]["epoch"] == summary["epochs"]
