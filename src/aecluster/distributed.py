@@ -83,10 +83,12 @@ def process_group(device: torch.device) -> Iterator[Group]:
         yield group
         return
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
-    try:
-        yield group
-    finally:
-        dist.destroy_process_group()
+    yield group
+    # all leave together: a process that closes its connections while process 0 is still
+    # writing can make gloo abort process 0 (on an error torchrun stops the others instead).
+    # The group is left to the process's exit: destroying it raced with gloo's threads and
+    # aborted a process now and then ("terminate called without an active exception").
+    dist.barrier()
 
 
 def wrap(module: torch.nn.Module, group: Group, device: torch.device) -> torch.nn.Module:
