@@ -77,7 +77,7 @@ def launched_group() -> Group:
 
 @contextlib.contextmanager
 def process_group(device: torch.device) -> Iterator[Group]:
-    """Join torchrun's process group for the duration of a run (nothing to join without it)."""
+    """Join torchrun's process group, once per process (nothing to join without it)."""
     group = launched_group()
     if group.size == 1 or dist.is_initialized():
         yield group
