@@ -51,10 +51,6 @@ class Group:
         dist.all_reduce(t)
         return float(t.item())
 
-    def any(self, flag: bool) -> bool:
-        """True on every process when it is true on one (e.g. the time budget ran out)."""
-        return self.sum(float(flag)) > 0
-
     def broadcast(self, obj: object) -> object:
         """Process 0's `obj` on every process."""
         if self.size == 1:
@@ -62,10 +58,6 @@ class Group:
         box = [obj]
         dist.broadcast_object_list(box, src=0)
         return box[0]
-
-    def barrier(self) -> None:
-        if self.size > 1:
-            dist.barrier()
 
 
 def launched_group() -> Group:

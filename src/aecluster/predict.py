@@ -42,18 +42,14 @@ class EncodedImages:
     sample of a large set embeds the sample, then places the rest chunk by chunk, and never
     holds every code at once."""
 
-    def __init__(self, model: AutoEncoder, images: np.ndarray, progress: bool = False) -> None:
-        self.model, self.images, self.progress = model, as_images(images, "images"), progress
+    def __init__(self, model: AutoEncoder, images: np.ndarray) -> None:
+        self.model, self.images = model, as_images(images, "images")
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray:
         return embed(self.model, self.images[rows])
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return len(self.images), self.model.latent_dim
 
 
 @torch.inference_mode()
@@ -106,7 +102,7 @@ def cluster_images(
     """The recipe's clustering fitted on the codes of `images`; above `cluster.fit_sample`
     images only the sample's codes are computed for fitting, the rest as they are placed."""
     small = len(images) <= recipe["cluster"]["fit_sample"]
-    codes = embed(model, images, progress) if small else EncodedImages(model, images, progress)
+    codes = embed(model, images, progress) if small else EncodedImages(model, images)
     return fit_cluster_pipeline(codes, recipe, n_clusters)
 
 
