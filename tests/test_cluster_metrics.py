@@ -56,12 +56,12 @@ def test_scan_head_separates_neighbourhoods_and_picks_a_head_without_labels():
     from aecluster.scan import SCAN, scan_loss
 
     X, y = make_blobs(400, n_features=8, centers=2, cluster_std=1.0, random_state=1)
-    scan = SCAN(n_clusters=2, epochs=10, self_label_epochs=5, random_state=0)
+    scan = SCAN(n_clusters=2, steps=20, self_label_epochs=5, random_state=0)
     labels = scan.fit_predict(X)
     assert cluster_accuracy(y, labels) > 0.95
     assert scan.head_losses_.shape == (scan.n_heads,)
     assert np.allclose(scan.probabilities_.sum(1), 1, atol=1e-5)
-    assert np.array_equal(labels, SCAN(2, epochs=10, self_label_epochs=5).fit_predict(X))
+    assert np.array_equal(labels, SCAN(2, steps=20, self_label_epochs=5).fit_predict(X))
 
     import torch
 
@@ -86,7 +86,7 @@ def test_a_recipe_passes_parameters_to_its_clustering_method():
             [{"name": "kernel_pca", "n_components": 5}, {"name": "tsne"}],
             {"name": "minibatch_kmeans"},
         ),
-        ([], {"name": "scan", "n_heads": 2, "epochs": 5, "self_label_epochs": 2}),
+        ([], {"name": "scan", "n_heads": 2, "steps": 10, "self_label_epochs": 2}),
         ([{"name": "pca", "n_components": 3}], {"name": "agglomerative"}),
     ],
 )

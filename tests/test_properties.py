@@ -110,7 +110,7 @@ def leaf_keys(table: dict, prefix: str = "") -> list[str]:
 
 SET_KEYS = [k for k in leaf_keys(DEFAULTS) if "." in k] + ["model.params.widths", "views.crop"]
 NAMED_VALUES = st.sampled_from([
-    "cluster.method={name='scan',epochs=1,n_heads=1,self_label_epochs=1}",
+    "cluster.method={name='scan',steps=2,n_heads=1,self_label_epochs=1}",
     "cluster.method={name='gmm',covariance_type='diag'}",
     "cluster.reduce=[{name='kernel_pca',n_components=3,kernel='cosine'},{name='tsne'}]",
     "model.params={widths=[4,8,16],residual=true,downsample='stride',upsample='pixelshuffle'}",

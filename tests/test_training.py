@@ -136,7 +136,7 @@ def test_contrastive_objective_reconstructs_its_first_view(tiny_recipe):
 
 FINETUNE = [
     "cluster.reduce=[]",
-    "cluster.method={name='scan',n_heads=2,epochs=5,self_label_epochs=2,n_neighbors=5}",
+    "cluster.method={name='scan',n_heads=2,steps=15,self_label_epochs=2,n_neighbors=5}",
     "finetune.epochs=2",
     "finetune.lr=1e-3",
 ]

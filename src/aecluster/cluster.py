@@ -139,7 +139,7 @@ CLUSTERERS: dict[str, Step] = {
             "n_neighbors": Int(1, 1000),
             "entropy_weight": Real(0, 1000),
             "n_heads": Int(1, 100),
-            "epochs": Int(0, 10_000),
+            "steps": Int(0, 10**6),
             "self_label_epochs": Int(0, 10_000),
             "threshold": Real(0, 1),
             "noise": Real(0, 10),
