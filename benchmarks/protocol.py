@@ -77,21 +77,22 @@ def run(name: str, recipe: str, budget: float | None, seed: int, settings: list[
 
 
 def table(rows: list[dict]) -> str:
-    """Mean +- sd over seeds of each (recipe, budget, settings) and scored set."""
+    """Mean +- sd over seeds of each (device, recipe, budget, settings) and scored set."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["recipe"], r["budget"], " ".join(r["settings"])), []).append(r)
-    out = ["| recipe | budget | settings | scored on | seeds | accuracy | NMI | minutes |",
-           "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for (recipe, budget, settings), runs in groups.items():
+        key = (r.get("device", "cpu"), r["recipe"], r["budget"], " ".join(r["settings"]))
+        groups.setdefault(key, []).append(r)
+    out = ["| device | recipe | budget | settings | scored on | seeds | accuracy | NMI | minutes |",
+           "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (device, recipe, budget, settings), runs in groups.items():
         scored = sorted({k for r in runs for k, v in r.items() if isinstance(v, dict)})
         for what in scored:
             have = [r for r in runs if what in r]
             acc = np.array([r[what]["accuracy"] for r in have])
             nmi = np.array([r[what]["nmi"] for r in have])
             mins = np.array([r["minutes"] for r in have])
-            out.append(f"| {recipe} | {budget} | {settings or '-'} | {what} | {len(have)} | "
-                       f"{acc.mean():.3f} +- {acc.std():.3f} | {nmi.mean():.3f} | "
+            out.append(f"| {device} | {recipe} | {budget} | {settings or '-'} | {what} | "
+                       f"{len(have)} | {acc.mean():.3f} +- {acc.std():.3f} | {nmi.mean():.3f} | "
                        f"{mins.mean():.1f} |")  # fmt: skip
     return "\n".join(out)
 

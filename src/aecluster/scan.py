@@ -135,25 +135,43 @@ class SCAN(ClusterMixin, BaseEstimator):
         X = check_array(X, dtype=np.float32)
         self.mean_, self.scale_ = X.mean(0), X.std(0) + 1e-6
         x = self._features(X)
-        n, k = len(x), min(self.n_neighbors, len(X) - 1)
+        k = min(self.n_neighbors, len(X) - 1)
         neighbors = torch.from_numpy(nearest_neighbors(x.numpy(), k, self.random_state))
         self.neighbors_ = neighbors
-        heads = nn.ModuleList(nn.Linear(x.shape[1], self.n_clusters) for _ in range(self.n_heads))
-        opt = torch.optim.Adam(heads.parameters(), lr=self.lr)
-        noisy = lambda t: t + self.noise * torch.randn(t.shape, generator=g)  # noqa: E731
-
-        # a number of steps, not epochs: 1,797 points need as many updates as 100,000 do
-        for idx in _batches(n, self.batch_size, self.steps, g):
-            pick = neighbors[idx, torch.randint(0, k, (len(idx),), generator=g)]
-            losses = torch.stack([scan_loss(h(noisy(x[idx])), h(noisy(x[pick])),
-                                            self.entropy_weight) for h in heads])  # fmt: skip
-            opt.zero_grad()
-            losses.sum().backward()
-            opt.step()
+        heads = self._train_heads(x, neighbors, g)
         final = torch.stack([pair_loss(h, x, neighbors, self.entropy_weight) for h in heads])
         self.head_losses_ = final.numpy()
         head = heads[int(final.argmin())]
+        self._self_label(head, x, g)
+        with torch.no_grad():
+            prob = head(x).softmax(1)
+        self.head_ = head
+        self.probabilities_ = prob.numpy()
+        self.labels_ = prob.argmax(1).numpy().astype(np.int64)
+        return self
 
+    def _noisy(self, t: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return t + self.noise * torch.randn(t.shape, generator=g)
+
+    def _train_heads(self, x: torch.Tensor, neighbors: torch.Tensor, g: torch.Generator
+                     ) -> nn.ModuleList:  # fmt: skip
+        """Step 1: n_heads linear heads trained together for neighbour consistency."""
+        heads = nn.ModuleList(nn.Linear(x.shape[1], self.n_clusters) for _ in range(self.n_heads))
+        opt = torch.optim.Adam(heads.parameters(), lr=self.lr)
+        k = neighbors.shape[1]
+        # a number of steps, not epochs: 1,797 points need as many updates as 100,000 do
+        for idx in _batches(len(x), self.batch_size, self.steps, g):
+            pick = neighbors[idx, torch.randint(0, k, (len(idx),), generator=g)]
+            ew = self.entropy_weight
+            losses = [scan_loss(h(self._noisy(x[idx], g)), h(self._noisy(x[pick], g)), ew)
+                      for h in heads]  # fmt: skip
+            opt.zero_grad()
+            torch.stack(losses).sum().backward()
+            opt.step()
+        return heads
+
+    def _self_label(self, head: nn.Module, x: torch.Tensor, g: torch.Generator) -> None:
+        """Step 3: train `head` in place on its own confident predictions."""
         opt = torch.optim.Adam(head.parameters(), lr=self.lr)
         for _ in range(self.self_label_epochs):
             with torch.no_grad():
@@ -163,22 +181,15 @@ class SCAN(ClusterMixin, BaseEstimator):
             counts = torch.bincount(targets[confident], minlength=self.n_clusters).float()
             if counts.min() == 0:
                 # a cluster without confident members would be trained away: stop instead
-                break
+                return
             # weight classes inversely to their size among the confident, as SCAN does
             weight = (counts.sum() / counts.clamp_min(1)) / self.n_clusters
-            for idx in confident[torch.randperm(len(confident), generator=g)].split(
-                self.batch_size
-            ):
-                loss = F.cross_entropy(head(noisy(x[idx])), targets[idx], weight=weight)
+            order = confident[torch.randperm(len(confident), generator=g)]
+            for idx in order.split(self.batch_size):
+                loss = F.cross_entropy(head(self._noisy(x[idx], g)), targets[idx], weight=weight)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-        with torch.no_grad():
-            prob = head(x).softmax(1)
-        self.head_ = head
-        self.probabilities_ = prob.numpy()
-        self.labels_ = prob.argmax(1).numpy().astype(np.int64)
-        return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         with torch.no_grad():
