@@ -46,6 +46,17 @@ def test_a_slower_machine_costs_epochs_and_never_undoes_finished_ones(recipe):
     assert plan(_fill(recipe), 10.0, 9.9, 20, 0.3).epochs == 20  # out of time: stop now
 
 
+def test_a_plan_cut_by_a_slow_start_grows_back_and_a_fitting_one_is_kept(recipe):
+    cut = plan(recipe, 30.0, 2.0, 2, 1.0)  # 1 min per epoch at first: the 40 + 10 do not fit
+    assert cut.epochs < 40
+    # the speed returns (0.1 min per epoch): the recipe's length fits again, so it comes back
+    assert plan(recipe, 30.0, 3.0, 5, 0.1, cut) == Plan(40, 10)
+    # a plan that fits and is as long as allowed is kept, however the speed wobbles
+    assert plan(recipe, 30.0, 3.0, 5, 0.3, Plan(40, 10)) == Plan(40, 10)
+    filled = plan(_fill(recipe), 30.0, 3.0, 5, 0.1)
+    assert plan(_fill(recipe), 30.0, 3.1, 6, 0.098, filled) == filled  # noise: kept
+
+
 def test_training_with_a_filled_budget_uses_most_of_it(tmp_path, recipe):
     images, _ = two_kinds(256)
     budget = 0.25  # minutes

@@ -48,16 +48,19 @@ def plan(
     `epoch_minutes` is the expected cost of one more epoch (a fine-tuning epoch costs about as
     much: two encoder passes, one decoder pass). Fine-tuning keeps the recipe's ratio to the
     autoencoder epochs. At least the epochs done are planned, and at least one. The `current`
-    plan is kept while it still fits and, when filling, still uses most of the budget, so that
-    small changes in speed do not reshape the learning-rate schedule epoch after epoch.
+    plan is kept while it still fits and either is as long as allowed or still uses most of the
+    budget, so that small changes in speed do not reshape the learning-rate schedule epoch after
+    epoch, while a plan cut by a slow start or a busy stretch grows back when the speed returns.
     """
     base = recipe_plan(recipe)
     if not budget_minutes or epoch_minutes <= 0:
         return base
+    limit = MAX_EPOCHS if recipe["train"]["fill_budget"] else base.epochs
     if current is not None and current.epochs >= epochs_done:
         left = current.epochs - epochs_done + current.finetune_epochs
         projected = minutes_used + left * epoch_minutes
-        enough = not recipe["train"]["fill_budget"] or projected >= KEEP * USE * budget_minutes
+        # a plan cut short by a slow stretch grows back once it would leave much of the budget
+        enough = current.epochs >= limit or projected >= KEEP * USE * budget_minutes
         if projected <= USE * budget_minutes and enough:
             return current
     ratio = base.finetune_epochs / base.epochs
@@ -65,7 +68,6 @@ def plan(
     # r more epochs cost r * m, and fine-tuning ratio * (done + r) * m
     more = math.floor((left / epoch_minutes - ratio * epochs_done) / (1 + ratio))
     epochs = max(epochs_done + more, epochs_done, 1)
-    limit = MAX_EPOCHS if recipe["train"]["fill_budget"] else base.epochs
     epochs = min(epochs, max(limit, epochs_done))
     finetune = max(1, math.floor(ratio * epochs + 1e-9)) if base.finetune_epochs else 0
     return Plan(epochs, finetune)
