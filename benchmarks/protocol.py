@@ -68,8 +68,7 @@ def run(name: str, recipe: str, budget: float | None, seed: int, settings: list[
                       random_state=seed, settings=tuple(settings)).fit(train_images)  # fmt: skip
     minutes = (time.monotonic() - t0) / 60
     row = {"set": name, "recipe": recipe, "budget": budget, "seed": seed, "settings": settings,
-           "device": device,
-           "minutes": round(minutes, 2), **model.train_summary_}  # fmt: skip
+           "device": device, "minutes": round(minutes, 2), **model.train_summary_}  # fmt: skip
     for what, (images, truth) in scored.items():
         labels = model.labels_ if images is train_images else model.predict(images)
         row[what] = {m: round(v, 4) for m, v in scores(truth, labels).items()}
