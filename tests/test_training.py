@@ -85,6 +85,12 @@ def test_resume_continues_to_the_same_result(tmp_path, tiny_recipe):
         ["train.channels_last=true"],
         ['train.lr_schedule="cosine"'],
         ['train.precision="bf16"', "train.channels_last=true", "loss.contrastive=1.0"],
+        [
+            "model.params={widths=[8,16],pool_latent=true}",
+            "loss.contrastive=1.0",
+            "crops.count=2",
+            "crops.size=8",
+        ],
     ],
 )
 def test_each_objective_option_trains(tmp_path, tiny_recipe, extra):
@@ -132,6 +138,23 @@ def test_contrastive_objective_reconstructs_its_first_view(tiny_recipe):
     recon = objective.model(view).recon
     assert terms["reconstruction"].item() == pytest.approx(((recon - view) ** 2).mean().item())
     assert {"reconstruction", "contrastive", "loss"} == set(terms)
+
+
+def test_multi_crop_adds_small_views_and_needs_a_pooled_latent(tiny_recipe):
+    recipe = apply_overrides(tiny_recipe, ["loss.contrastive=1.0", "crops.count=3"])
+    pooled = build_model("conv", widths=[8, 16], pool_latent=True)
+    objective = Objective(pooled, recipe)
+    x = torch.rand(8, 3, 32, 32) * 2 - 1
+    shapes = []
+    objective.model.encoder.register_forward_hook(lambda m, i, o: shapes.append(i[0].shape))
+    terms = objective(x, torch.Generator().manual_seed(0))
+    # the full view (reconstructed), the second view, then 3 small crops of each image at once
+    assert [tuple(s) for s in shapes] == [(8, 3, 32, 32), (8, 3, 32, 32), (24, 3, 16, 16)]
+    assert torch.isfinite(terms["loss"])
+    with pytest.raises(InputError, match="crops.count needs a model whose latent code is pooled"):
+        Objective(build_model("conv", widths=[8, 16], bottleneck=8), recipe)
+    with pytest.raises(InputError, match="crops: scale must be"):
+        apply_overrides(recipe, ["crops.scale=[0.5, 0.2]"])
 
 
 FINETUNE = [

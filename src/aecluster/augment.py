@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from aecluster.schema import ListOf, Named, Real, Rule, Table
+from aecluster.schema import Int, ListOf, Named, Real, Rule, Table
 
 GRAY = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 
@@ -35,14 +35,16 @@ def _chance(n: int, p: float, g: torch.Generator) -> torch.Tensor:
 
 @dataclass
 class RandomResizedCrop:
-    """Crop a random area fraction in `scale` with aspect ratio in `ratio`, resize back; flip."""
+    """Crop a random area fraction in `scale` with aspect ratio in `ratio`, resize it to
+    `size` x `size` pixels (0: the input's size); flip."""
 
     scale: tuple[float, float] = (0.3, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip: float = 0.5
+    size: int = 0
     params: ClassVar[Table] = Table(
         {"scale": ListOf(Real(0, 1, lo_open=True), 2, 2), "ratio": ListOf(Real(0.1, 10), 2, 2),
-         "flip": PROBABILITY},
+         "flip": PROBABILITY, "size": Int(0, 1024)},
         rules=(Rule(lambda p: _ordered(p.get("scale")) and _ordered(p.get("ratio")),
                     "scale and ratio must be [low, high] with low <= high"),),
     )  # fmt: skip
@@ -60,7 +62,8 @@ class RandomResizedCrop:
         theta = torch.zeros(n, 2, 3)
         theta[:, 0, 0], theta[:, 0, 2] = w * sign, cx
         theta[:, 1, 1], theta[:, 1, 2] = h, cy
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        shape = [*x.shape[:2], self.size, self.size] if self.size else list(x.shape)
+        grid = F.affine_grid(theta, shape, align_corners=False)
         return F.grid_sample(
             x, grid, mode="bilinear", padding_mode="reflection", align_corners=False
         )

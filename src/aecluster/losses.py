@@ -32,11 +32,19 @@ class RotationHead(nn.Module):
         return self.linear(z)
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
-    """SimCLR's normalized temperature-scaled cross entropy over a batch of positive pairs."""
-    n = len(z1)
-    z = F.normalize(torch.cat([z1, z2]), dim=1)
+def nt_xent(*views: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """SimCLR's normalized temperature-scaled cross entropy, for any number of views.
+
+    `views` are V (B, d) projections of the same B images. Each of the V*B rows is an anchor
+    whose positives are the other V-1 views of its image and whose negatives are every other
+    row; the loss is the mean over anchors and positives of -log softmax (SupCon's L_out with
+    one class per image). With two views it is SimCLR's loss.
+    """
+    v, n = len(views), len(views[0])
+    z = F.normalize(torch.cat(views), dim=1)
     sim = (z @ z.T).float() / temperature
-    sim.fill_diagonal_(float("-inf"))
-    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(sim.device)
-    return F.cross_entropy(sim, targets)
+    self_mask = torch.eye(v * n, dtype=torch.bool, device=sim.device)
+    log_prob = sim.masked_fill(self_mask, float("-inf")).log_softmax(1)
+    image = torch.arange(n, device=sim.device).repeat(v)
+    positive = (image[:, None] == image[None, :]) & ~self_mask
+    return -log_prob[positive].view(v * n, v - 1).mean()

@@ -13,14 +13,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from aecluster.augment import TRANSFORMS
+from aecluster.augment import TRANSFORMS, RandomResizedCrop
 from aecluster.cluster import CLUSTERERS, FIT_SAMPLE, REDUCERS
 from aecluster.device import PRECISIONS
 from aecluster.errors import InputError
 from aecluster.files import check_input_file, os_reason
 from aecluster.models import MODELS
 from aecluster.optim import LR_SCHEDULES, OPTIMIZERS
-from aecluster.schema import Bool, Int, ListOf, Named, Options, Real, Spec, Table, Text
+from aecluster.schema import Bool, Int, ListOf, Named, Options, Real, Rule, Spec, Table, Text
 from aecluster.selection import SELECTORS
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -57,6 +57,10 @@ DEFAULTS: dict[str, Any] = {
     # views of the contrastive loss; see aecluster.augment.TRANSFORMS
     "augment": {},
     "views": {"crop": {}, "color": {}, "grayscale": {}},
+    # multi-crop (SwAV): `count` more views per image for the contrastive loss, each a crop of
+    # `scale` of the image shown at `size` x `size` pixels (cheap: a 16x16 crop costs a quarter
+    # of a 32x32 view), with the views' other transforms; 0 switches it off
+    "crops": {"count": 0, "size": 16, "scale": [0.1, 0.4]},
     "cluster": {
         "n_clusters": 2,
         "reduce": [{"name": "kernel_pca", "n_components": 200}, {"name": "tsne"}],
@@ -116,6 +120,12 @@ SCHEMA = Table(
         }),
         "augment": Named(TRANSFORMS),
         "views": Named(TRANSFORMS),
+        "crops": Table(
+            {"count": Int(0, 64), "size": Int(4, 1024),
+             "scale": RandomResizedCrop.params.fields["scale"]},
+            rules=(Rule(lambda p: "scale" not in p or p["scale"][0] <= p["scale"][1],
+                        "scale must be [low, high] with low <= high"),),
+        ),
         "cluster": Table({
             "n_clusters": Int(2, 10_000),
             "reduce": REDUCE_STEPS,

@@ -69,6 +69,13 @@ class Objective(nn.Module):
         self.views = build_augment(recipe["views"])
         self.rotation_head = RotationHead(model.latent_dim) if self.weights["rotation"] else None
         self.projection = ProjectionHead(model.latent_dim) if self.weights["contrastive"] else None
+        self.crops = recipe["crops"]["count"] if self.projection is not None else 0
+        if self.crops and not model.any_size:
+            raise InputError(
+                "crops.count needs a model whose latent code is pooled over the image "
+                "(model.params.pool_latent = true, no bottleneck); set crops.count = 0"
+            )
+        self.crop_views = build_augment(small_crop_views(recipe["views"], recipe["crops"]))
 
     def forward(self, x: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor]:
         """Loss terms for a CPU batch `x`; augmentations draw from the CPU generator `g` (so a
@@ -91,11 +98,20 @@ class Objective(nn.Module):
             terms["rotation"] = F.cross_entropy(logits, k.to(device))
         if self.projection is not None:
             z2 = self.model.encode(place(self.views(x, g)))
-            terms["contrastive"] = nt_xent(
-                self.projection(out.latent), self.projection(z2), w["temperature"]
-            )
+            projections = [self.projection(out.latent), self.projection(z2)]
+            if self.crops:  # all small crops in one encoder pass
+                small = self.crop_views(x.repeat(self.crops, 1, 1, 1), g)
+                projections += self.projection(self.model.encode(place(small))).chunk(self.crops)
+            terms["contrastive"] = nt_xent(*projections, temperature=w["temperature"])
         terms["loss"] = sum(w[name] * value for name, value in terms.items())
         return terms
+
+
+def small_crop_views(views: dict, crops: dict) -> dict:
+    """The transforms of a multi-crop view: the contrastive views' own, with their crop
+    narrowed to `crops.scale` and resized to `crops.size` pixels."""
+    crop = {**views.get("crop", {}), "scale": crops["scale"], "size": crops["size"]}
+    return {"crop": crop, **{k: v for k, v in views.items() if k != "crop"}}
 
 
 def rank_generator(seed: int, epoch: int, rank: int) -> torch.Generator:

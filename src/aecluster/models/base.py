@@ -20,6 +20,7 @@ class AEOutput:
 
 class AutoEncoder(nn.Module):
     latent_dim: int
+    any_size: bool = False  # whether `encode` takes images of any size (multi-crop needs it)
     params: ClassVar[Table]  # the constructor's parameters, as a recipe may set them
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

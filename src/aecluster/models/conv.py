@@ -112,6 +112,7 @@ class ConvAE(AutoEncoder):
             self.to_latent = nn.Linear(flat, bottleneck * (2 if variational else 1))
             self.from_latent = nn.Sequential(nn.Linear(bottleneck, flat), nn.ReLU(True))
         self.latent_dim = bottleneck or (widths[-1] if pool_latent else flat)
+        self.any_size = pool_latent and not bottleneck
 
         decoder_residual = residual if decoder_residual is None else decoder_residual
         dec: list[nn.Module] = []
