@@ -140,6 +140,17 @@ def test_contrastive_objective_reconstructs_its_first_view(tiny_recipe):
     assert {"reconstruction", "contrastive", "loss"} == set(terms)
 
 
+def test_a_reconstruct_share_decodes_part_of_the_batch_and_encodes_all(tiny_recipe):
+    recipe = apply_overrides(tiny_recipe, ["loss.contrastive=1.0", "loss.reconstruct_share=0.25"])
+    objective = Objective(build_model("conv", widths=[8, 16], pool_latent=True), recipe)
+    decoded, encoded = [], []
+    objective.model.decoder.register_forward_hook(lambda m, i, o: decoded.append(len(o)))
+    objective.model.encoder.register_forward_hook(lambda m, i, o: encoded.append(len(o)))
+    terms = objective(torch.rand(16, 3, 32, 32) * 2 - 1, torch.Generator().manual_seed(0))
+    assert decoded == [4] and encoded == [4, 12, 16]  # 4 reconstructed + 12, then view 2
+    assert torch.isfinite(terms["loss"])
+
+
 def test_multi_crop_adds_small_views_and_needs_a_pooled_latent(tiny_recipe):
     recipe = apply_overrides(tiny_recipe, ["loss.contrastive=1.0", "crops.count=3"])
     pooled = build_model("conv", widths=[8, 16], pool_latent=True)

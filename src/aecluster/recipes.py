@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
         "contrastive": 0.0,
         "kl": 0.0,
         "temperature": 0.5,
+        # with a contrastive loss: the share of each batch the decoder reconstructs (every
+        # image is encoded); less than 1 buys epochs under a time budget
+        "reconstruct_share": 1.0,
     },
     # transforms applied to the autoencoder's input (denoising/augmentation), and to the two
     # views of the contrastive loss; see aecluster.augment.TRANSFORMS
@@ -117,6 +120,7 @@ SCHEMA = Table(
             "contrastive": WEIGHT,
             "kl": WEIGHT,
             "temperature": Real(0.01, 100),
+            "reconstruct_share": Real(0, 1, lo_open=True),
         }),
         "augment": Named(TRANSFORMS),
         "views": Named(TRANSFORMS),

@@ -87,9 +87,15 @@ class Objective(nn.Module):
         # encoder pass serves both losses (the encoder is a third of the step's time)
         target = self.views(x, g) if self.projection is not None else x
         inputs = self.augment(target, g) if self.augment else target
-        out = self.model(place(inputs))
+        # the decoder costs as much as the encoder: with a contrastive loss it may reconstruct
+        # only a share of the batch, while every image is encoded
+        m = len(x) if self.projection is None else max(2, round(w["reconstruct_share"] * len(x)))
+        out = self.model(place(inputs[:m]))
         # a denoising/augmenting autoencoder still reconstructs the un-noised target
-        terms = {"reconstruction": F.mse_loss(out.recon, place(target))}
+        terms = {"reconstruction": F.mse_loss(out.recon, place(target[:m]))}
+        latent = out.latent
+        if m < len(x):
+            latent = torch.cat([latent, self.model.encode(place(inputs[m:]))])
         if w["kl"]:
             terms["kl"] = out.kl
         if self.rotation_head is not None:
@@ -98,7 +104,7 @@ class Objective(nn.Module):
             terms["rotation"] = F.cross_entropy(logits, k.to(device))
         if self.projection is not None:
             z2 = self.model.encode(place(self.views(x, g)))
-            projections = [self.projection(out.latent), self.projection(z2)]
+            projections = [self.projection(latent), self.projection(z2)]
             if self.crops:  # all small crops in one encoder pass
                 small = self.crop_views(x.repeat(self.crops, 1, 1, 1), g)
                 projections += self.projection(self.model.encode(place(small))).chunk(self.crops)
