@@ -75,7 +75,8 @@ class Objective(nn.Module):
                 "crops.count needs a model whose latent code is pooled over the image "
                 "(model.params.pool_latent = true, no bottleneck); set crops.count = 0"
             )
-        self.crop_views = build_augment(small_crop_views(recipe["views"], recipe["crops"]))
+        self.crop_views = (build_augment(small_crop_views(recipe["views"], recipe["crops"]))
+                           if self.crops else None)  # fmt: skip
 
     def forward(self, x: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor]:
         """Loss terms for a CPU batch `x`; augmentations draw from the CPU generator `g` (so a
