@@ -1,16 +1,18 @@
 """Side-by-side benchmark on real data: the committed checkpoints and two peers.
 
-    python benchmarks/accuracy.py --data-dir ../shared/data/hw9like \
+    python benchmarks/accuracy.py --data-dir ../shared/data/hw9like [--scored dev] \
         [--peers-python /tmp/peers/bin/python] > benchmarks/results_hw9like.md
 
 For each checkpoint: `hw9_best.sh` wall time on trainX, and val accuracy / NMI / ARI of valX
-clustered together with trainX by the checkpoint's own pipeline (labels are used only to score).
+clustered together with trainX by the checkpoint's own pipeline (labels are used only to score;
+`--scored dev` scores devX, the 2000 labelled images of the design protocol, instead of valX).
 Peers: raw pixels -> PCA(50) -> KMeans, and clustimage (HOG features; its own venv, optional).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import subprocess
 import sys
 import tempfile
@@ -18,8 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.decomposition import PCA
+from peers import clustimage_labels, pixels_labels
 
 from aecluster.checkpoint import load_checkpoint, load_model
 from aecluster.data import load_images, load_labels
@@ -70,26 +71,12 @@ def clustering_row(path: Path, name: str, sets: list[str], train, val_x, val_y) 
     return {"name": name, **scores(val_y, labels), "train": "(same checkpoint)", "predict_s": None}
 
 
-def pixels_row(train, val_x, val_y) -> dict:
+def peer_row(name: str, labels_of, train, val_x, val_y) -> dict:
+    """A peer clustering trainX and valX together (valX's labels scored)."""
     t0 = time.monotonic()
-    X = np.concatenate([train, val_x]).reshape(len(train) + len(val_x), -1) / 255.0
-    Z = PCA(50, random_state=0).fit_transform(X)
-    labels = KMeans(len(np.unique(val_y)), n_init=10, random_state=0).fit_predict(Z)
-    return {"name": "peer: pixels -> PCA(50) -> KMeans", **scores(val_y, labels[-len(val_x):]),
-            "train": "none", "predict_s": time.monotonic() - t0}  # fmt: skip
-
-
-def clustimage_row(python: str, data_dir: Path, val_y) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.monotonic()
-        subprocess.run([python, str(REPO / "benchmarks/peer_clustimage.py"),
-                        str(data_dir / "trainX.npy"), str(data_dir / "valX.npy"),
-                        str(len(np.unique(val_y))), f"{tmp}/labels.npy"], check=True,
-                       capture_output=True)  # fmt: skip
-        seconds = time.monotonic() - t0
-        labels = np.load(f"{tmp}/labels.npy")
-    return {"name": "peer: clustimage 1.7.1 (HOG, agglomerative)", **scores(val_y, labels),
-            "train": "none", "predict_s": seconds}  # fmt: skip
+    labels = labels_of(np.concatenate([train, val_x]), len(np.unique(val_y)))[-len(val_x) :]
+    return {"name": f"peer: {name}", **scores(val_y, labels), "train": "none",
+            "predict_s": time.monotonic() - t0}  # fmt: skip
 
 
 def main() -> None:
@@ -102,20 +89,24 @@ def main() -> None:
         default=[REPO / f"checkpoints/{n}.pth" for n in ("baseline", "improved", "best")],
     )
     p.add_argument("--peers-python", help="a Python with clustimage installed")
+    p.add_argument("--scored", choices=("val", "dev"), default="val")
     args = p.parse_args()
     d = args.data_dir
-    train, val_x = load_images(d / "trainX.npy"), load_images(d / "valX.npy")
-    val_y = load_labels(d / "valY.npy", len(val_x))
+    train, val_x = load_images(d / "trainX.npy"), load_images(d / f"{args.scored}X.npy")
+    val_y = load_labels(d / f"{args.scored}Y.npy", len(val_x))
     rows = [checkpoint_row(c, train, val_x, val_y, d / "trainX.npy") for c in args.checkpoints]
     best = REPO / "checkpoints/best.pth"
     rows += [clustering_row(best, name, sets, train, val_x, val_y)
              for name, sets in BEST_CLUSTERING_VARIANTS]  # fmt: skip
-    rows.append(pixels_row(train, val_x, val_y))
+    rows.append(peer_row("pixels -> PCA(50) -> KMeans", pixels_labels, train, val_x, val_y))
     if args.peers_python:
-        rows.append(clustimage_row(args.peers_python, d, val_y))
-    print(f"Data: `{d}` ({len(train)} train, {len(val_x)} val images). "
+        clustimage = functools.partial(clustimage_labels, python=args.peers_python)
+        rows.append(peer_row("clustimage 1.7.1 (HOG, t-SNE, agglomerative)", clustimage, train,
+                             val_x, val_y))  # fmt: skip
+    print(f"Data: `{d}` ({len(train)} train, {len(val_x)} {args.scored} images). "
           f"Command: `python {' '.join(sys.argv)}`\n")  # fmt: skip
-    print("| method | val accuracy | val NMI | val ARI | training | prediction (s) |")
+    v = args.scored
+    print(f"| method | {v} accuracy | {v} NMI | {v} ARI | training | prediction (s) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         seconds = "-" if r["predict_s"] is None else f"{r['predict_s']:.0f}"

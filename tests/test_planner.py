@@ -4,9 +4,10 @@ import pytest
 from conftest import two_kinds
 from test_training import FINETUNE
 
+from aecluster import training
 from aecluster.planner import MAX_EPOCHS, USE, Plan, plan, recipe_plan
 from aecluster.recipes import apply_overrides
-from aecluster.training import read_metrics, train
+from aecluster.training import Validation, read_metrics, train
 
 
 @pytest.fixture
@@ -71,3 +72,22 @@ def test_training_with_a_filled_budget_uses_most_of_it(tmp_path, recipe):
     assert summary["epochs"] > 4
     assert summary["finetune_epochs"] == max(1, summary["epochs"] // 4)
     assert read_metrics(tmp_path / "m.pth.run")[-1]["epoch"] == summary["epochs"]
+
+
+def test_val_scoring_is_left_out_of_the_budget(tmp_path, recipe, monkeypatch):
+    images, y = two_kinds(64)
+
+    def slow_scores(*args):  # reporting that takes longer than the whole budget allows
+        time.sleep(3)
+        return {"val_accuracy": 0.5}
+
+    monkeypatch.setattr(training, "validation_scores", slow_scores)
+    short = apply_overrides(recipe, ["train.epochs=3", "train.checkpoint_every=1",
+                                     "finetune.epochs=0"])  # fmt: skip
+    summary = train(images, short, tmp_path / "m.pth", budget_minutes=0.08, progress=False,
+                    val=Validation(images[:20], y[:20]))  # fmt: skip
+    # counted, the 3 s after epoch 2 would leave no time for epoch 3 in 0.93 * 4.8 s
+    assert summary["epochs"] == 3 and not summary["stopped_by_budget"]
+    rows = read_metrics(tmp_path / "m.pth.run")
+    assert [r["val_accuracy"] for r in rows] == [0.5] * 3
+    assert summary["train_minutes"] * 60 < 3

@@ -164,7 +164,7 @@ def test_multi_crop_adds_small_views_and_needs_a_pooled_latent(tiny_recipe):
     assert torch.isfinite(terms["loss"])
     with pytest.raises(InputError, match="crops.count needs a model whose latent code is pooled"):
         Objective(build_model("conv", widths=[8, 16], bottleneck=8), recipe)
-    with pytest.raises(InputError, match="crops: scale must be"):
+    with pytest.raises(InputError, match=r"crops.scale = \[0.5, 0.2\]: expected \[low, high\]"):
         apply_overrides(recipe, ["crops.scale=[0.5, 0.2]"])
 
 

@@ -13,16 +13,12 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from aecluster.schema import Int, ListOf, Named, Real, Rule, Table
+from aecluster.schema import Bounds, Int, Named, Real, Table
 
 GRAY = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 
 
 PROBABILITY = Real(0, 1)
-
-
-def _ordered(pair: list | None) -> bool:
-    return pair is None or pair[0] <= pair[1]
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
@@ -43,10 +39,8 @@ class RandomResizedCrop:
     flip: float = 0.5
     size: int = 0
     params: ClassVar[Table] = Table(
-        {"scale": ListOf(Real(0, 1, lo_open=True), 2, 2), "ratio": ListOf(Real(0.1, 10), 2, 2),
-         "flip": PROBABILITY, "size": Int(0, 1024)},
-        rules=(Rule(lambda p: _ordered(p.get("scale")) and _ordered(p.get("ratio")),
-                    "scale and ratio must be [low, high] with low <= high"),),
+        {"scale": Bounds(Real(0, 1, lo_open=True)), "ratio": Bounds(Real(0.1, 10)),
+         "flip": PROBABILITY, "size": Int(0, 1024)}
     )  # fmt: skip
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:

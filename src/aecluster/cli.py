@@ -434,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes reading training batches (default 0: the training process reads them; "
         "the result is the same for any number)",
     )
-    t.add_argument("--val-x", help="validation images, only to record accuracy per checkpoint")
+    t.add_argument("--val-x", help="validation images, only to record accuracy per checkpoint "
+                   "(its time is not counted in --budget-minutes)")  # fmt: skip
     t.add_argument("--val-y", help="validation labels .npy (never used for training)")
     add_device(t)
     add_files(t)

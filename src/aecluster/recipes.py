@@ -20,7 +20,7 @@ from aecluster.errors import InputError
 from aecluster.files import check_input_file, os_reason
 from aecluster.models import MODELS
 from aecluster.optim import LR_SCHEDULES, OPTIMIZERS
-from aecluster.schema import Bool, Int, ListOf, Named, Options, Real, Rule, Spec, Table, Text
+from aecluster.schema import Bool, Int, ListOf, Named, Options, Real, Spec, Table, Text
 from aecluster.selection import SELECTORS
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -126,9 +126,7 @@ SCHEMA = Table(
         "views": Named(TRANSFORMS),
         "crops": Table(
             {"count": Int(0, 64), "size": Int(4, 1024),
-             "scale": RandomResizedCrop.params.fields["scale"]},
-            rules=(Rule(lambda p: "scale" not in p or p["scale"][0] <= p["scale"][1],
-                        "scale must be [low, high] with low <= high"),),
+             "scale": RandomResizedCrop.params.fields["scale"]}
         ),
         "cluster": Table({
             "n_clusters": Int(2, 10_000),

@@ -117,6 +117,21 @@ class ListOf:
 
 
 @dataclass(frozen=True)
+class Bounds:
+    """A [low, high] pair, each `item`, with low <= high."""
+
+    item: Constraint
+
+    def __str__(self) -> str:
+        return f"[low, high] with low <= high, each {self.item}"
+
+    def check(self, value: Any, key: str) -> None:
+        ListOf(self.item, 2, 2).check(value, key)
+        if value[0] > value[1]:
+            _fail(key, value, self)
+
+
+@dataclass(frozen=True)
 class Rule:
     """A condition across the keys of one table, e.g. `scale[0] <= scale[1]`."""
 

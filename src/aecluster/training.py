@@ -178,30 +178,40 @@ class Validation:
     labels: np.ndarray
 
 
-def checkpoint_metrics(
-    model: AutoEncoder, recipe: dict, images: np.ndarray, val: Validation | None
-) -> dict:
-    """Scores of one checkpoint. Above `cluster.fit_sample` images they are computed on a
-    seeded sample of that many (the same at every checkpoint), so a checkpoint of a large set
-    costs what one of a small set does."""
+def _metrics_sample(images: np.ndarray, recipe: dict) -> np.ndarray:
+    """Above `cluster.fit_sample` images, a seeded sample of that many (the same at every
+    checkpoint), so a checkpoint of a large set costs what one of a small set does."""
     limit, seed = recipe["cluster"]["fit_sample"], recipe["cluster"]["seed"]
-    if len(images) > limit:
-        rng = np.random.default_rng(seed)
-        images = images[np.sort(rng.choice(len(images), limit, replace=False))]
+    if len(images) <= limit:
+        return images
+    rng = np.random.default_rng(seed)
+    return images[np.sort(rng.choice(len(images), limit, replace=False))]
+
+
+def checkpoint_metrics(model: AutoEncoder, recipe: dict, images: np.ndarray) -> dict:
+    """What the recipe's checkpoint selection reads: reconstruction error, and the partitions'
+    stability where the recipe selects by it."""
+    images = _metrics_sample(images, recipe)
     row = {"recon_mse": float(reconstruction_errors(model, images).mean())}
     select = recipe["select"]
-    codes = embed(model, images) if needs_stability(select) or val is not None else None
     if needs_stability(select):
         row["stability"] = partition_stability(
-            codes, recipe["cluster"]["n_clusters"], select["reduce"], select["resamples"],
-            seed=seed,
+            embed(model, images), recipe["cluster"]["n_clusters"], select["reduce"],
+            select["resamples"], seed=recipe["cluster"]["seed"],
         )  # fmt: skip
-    if val is not None:
-        # clustered together with the training images, as hw9_best.sh clusters them
-        labels = cluster_codes(embed(model, val.images), recipe, context=codes)
-        row.update({f"val_{k}": v for k, v in scores(val.labels, labels).items()})
     model.train()
     return row
+
+
+def validation_scores(
+    model: AutoEncoder, recipe: dict, images: np.ndarray, val: Validation
+) -> dict:
+    """Labelled images' scores of one checkpoint (reporting only), clustered together with the
+    training images as hw9_best.sh clusters them."""
+    context = embed(model, _metrics_sample(images, recipe))
+    labels = cluster_codes(embed(model, val.images), recipe, context=context)
+    model.train()
+    return {f"val_{k}": v for k, v in scores(val.labels, labels).items()}
 
 
 def _on_cpu(state: object) -> object:
@@ -345,7 +355,9 @@ def _train(
     step = wrap(objective, group, device)
     n, bs = len(images), cfg["batch_size"]
     t0 = time.monotonic()
-    minutes = lambda: prior_minutes + (time.monotonic() - t0) / 60  # noqa: E731
+    # val scoring is reporting: its minutes are left out of the budget and of the training time
+    scoring_minutes = 0.0
+    minutes = lambda: prior_minutes + (time.monotonic() - t0) / 60 - scoring_minutes  # noqa: E731
     last = {"epoch": start_epoch, "loss": float("nan")}
     snapshot = None
     schedule = recipe_plan(recipe)
@@ -356,7 +368,12 @@ def _train(
     def save(epoch: int, state: dict, loss: float) -> None:
         # the metrics so far go into the checkpoint: one file, written atomically, holds both
         row = {"epoch": epoch, "loss": loss, "minutes": round(minutes(), 3)}
-        row.update(checkpoint_metrics(model, recipe, images, val))
+        row.update(checkpoint_metrics(model, recipe, images))
+        if val is not None:
+            nonlocal scoring_minutes
+            t_scoring = time.monotonic()
+            row.update(validation_scores(model, recipe, images, val))
+            scoring_minutes += (time.monotonic() - t_scoring) / 60
         metrics.append(row)
         path = run_dir / f"epoch_{epoch:04d}.pth"
         save_checkpoint(path, {**state, "epoch": epoch, "train_minutes": minutes(), "loss": loss,
