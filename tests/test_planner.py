@@ -91,3 +91,21 @@ def test_val_scoring_is_left_out_of_the_budget(tmp_path, recipe, monkeypatch):
     rows = read_metrics(tmp_path / "m.pth.run")
     assert [r["val_accuracy"] for r in rows] == [0.5] * 3
     assert summary["train_minutes"] * 60 < 3
+
+
+def test_an_epoch_longer_than_the_budget_ends_where_the_budget_does(tmp_path, recipe, monkeypatch):
+    images, _ = two_kinds(64)
+
+    def slow_check(*args):  # every batch takes 50 ms: an epoch of 32 batches takes 1.6 s
+        time.sleep(0.05)
+
+    monkeypatch.setattr(training, "check_finite", slow_check)
+    long = apply_overrides(recipe, ["train.batch_size=2", "train.epochs=3"])
+    budget = 0.01  # minutes: 0.6 s
+    t0 = time.monotonic()
+    summary = train(images, long, tmp_path / "m.pth", budget_minutes=budget, progress=False)
+    assert summary["epochs"] == 1 and summary["finetune_epochs"] == 0
+    assert summary["stopped_by_budget"]
+    assert summary["train_minutes"] <= budget
+    assert time.monotonic() - t0 < 3  # not the 3 epochs of 1.6 s
+    assert read_metrics(tmp_path / "m.pth.run")[-1]["epoch"] == 1

@@ -5,12 +5,14 @@ import pytest
 import torch
 from conftest import two_kinds
 
+from aecluster import device as device_module
+from aecluster import training
 from aecluster.checkpoint import load_checkpoint, load_model
 from aecluster.errors import InputError
 from aecluster.metrics import scores
 from aecluster.models import build_model
 from aecluster.predict import predict
-from aecluster.recipes import apply_overrides
+from aecluster.recipes import apply_overrides, load_recipe
 from aecluster.training import (
     LR_SCHEDULES,
     Objective,
@@ -59,12 +61,18 @@ def test_same_seed_gives_bit_identical_checkpoints(tmp_path, tiny_recipe, precis
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_resume_continues_to_the_same_result(tmp_path, tiny_recipe):
+def test_resume_continues_to_the_same_result(tmp_path, tiny_recipe, monkeypatch):
     images, _ = two_kinds()
     recipe = apply_overrides(tiny_recipe, ["train.epochs=3"])
     train(images, recipe, tmp_path / "full.pth", progress=False)
     part = tmp_path / "part.pth"
-    train(images, apply_overrides(recipe, []), part, progress=False, budget_minutes=1e-9)
+
+    def interrupted(*args):  # Ctrl-C after the first epoch
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(training, "plan", interrupted)
+        train(images, recipe, part, progress=False)
     assert [e for e, _ in epoch_checkpoints(tmp_path / "part.pth.run")] == [1]
     summary = train(images, recipe, part, progress=False)
     assert summary["epochs"] == 3
@@ -262,3 +270,14 @@ def test_checkpoints_are_pruned_to_what_the_recipe_needs_unless_kept(tmp_path, t
     assert [e for e, _ in epoch_checkpoints(tmp_path / "all.pth.run")] == [1, 2, 3, 4]
     a, b = _weights(tmp_path / "m.pth"), _weights(tmp_path / "all.pth")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
+    cpu = torch.device("cpu")
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(device_module, "native_bf16", lambda d, native=native: native)
+        assert device_module.resolve_precision(cpu, "auto") == expected
+        assert device_module.resolve_precision(cpu, "fp32") == "fp32"
+    with pytest.warns(UserWarning, match="emulated"):
+        assert device_module.resolve_precision(cpu, "bf16") == "bf16"
+    assert load_recipe("baseline")["train"]["precision"] == "auto"

@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
         # with a budget: plan as many epochs as fit (true) or at most `epochs` (false); see planner
         "fill_budget": False,
         "channels_last": False,  # NHWC memory layout: faster convolutions on some CPUs
-        "precision": "fp32",  # or "bf16" (CPU or GPU), "fp16" (CUDA): autocast's dtype
+        "precision": "fp32",  # or "bf16" (CPU or GPU), "fp16" (CUDA), "auto": autocast's dtype
     },
     # weights of each term of the objective; 0 switches a term (and its head) off
     "loss": {
@@ -112,7 +112,7 @@ SCHEMA = Table(
             "budget_minutes": Real(0, 10**6),
             "fill_budget": Bool(),
             "channels_last": Bool(),
-            "precision": Options(tuple(PRECISIONS)),
+            "precision": Options((*PRECISIONS, "auto")),
         }),
         "loss": Table({
             "reconstruction": WEIGHT,

@@ -133,7 +133,7 @@ class Bounds:
 
 @dataclass(frozen=True)
 class Rule:
-    """A condition across the keys of one table, e.g. `scale[0] <= scale[1]`."""
+    """A condition across the keys of one table, e.g. a variational model needs a bottleneck."""
 
     holds: Callable[[Mapping[str, Any]], bool]
     message: str

@@ -42,7 +42,7 @@ from aecluster.losses import ProjectionHead, RotationHead, nt_xent
 from aecluster.metrics import scores
 from aecluster.models import AutoEncoder, build_model
 from aecluster.optim import LR_SCHEDULES, build_optimizer
-from aecluster.planner import USE, plan, recipe_plan
+from aecluster.planner import USE, Plan, plan, recipe_plan
 from aecluster.predict import cluster_codes, embed, reconstruction_errors
 from aecluster.progress import progress_bar
 from aecluster.recipes import complete
@@ -406,7 +406,14 @@ def _train(
             total, bar = 0.0, progress_bar(loader, desc=f"epoch {epoch + 1}/{epochs}",
                                            total=len(batches), enabled=progress,
                                            leave=False)  # fmt: skip
+            seen, out_of_time = 0, False
             for rows in bar:
+                # an epoch longer than the budget (a slow CPU, a huge set) ends where the budget
+                # does; the budget always holds
+                if budget and seen and group.broadcast(minutes() >= USE * budget):
+                    out_of_time = True
+                    break
+                seen += len(rows)
                 with autocast(device, cfg["precision"]):
                     terms = step(to_tensor(rows.numpy()), g_views)
                 check_finite(terms["loss"], f"epoch {epoch + 1}")
@@ -415,7 +422,8 @@ def _train(
                 optimizer.step()
                 total += terms["loss"].item() * len(rows)
                 bar.set_postfix({k: f"{v.item():.4f}" for k, v in terms.items()})
-            last = {"epoch": epoch + 1, "loss": group.sum(total) / n}
+            counted = group.sum(seen) if out_of_time else n
+            last = {"epoch": epoch + 1, "loss": group.sum(total) / counted}
             snapshot = {
                 "recipe": recipe,
                 "model": _on_cpu(model.state_dict()),
@@ -431,6 +439,11 @@ def _train(
             before, schedule = schedule, group.broadcast(
                 plan(recipe, budget, minutes(), epoch + 1, epoch_minutes, schedule)
             )  # fmt: skip
+            if out_of_time:  # this partial epoch is the last, and no time is left to fine-tune
+                schedule = Plan(epoch + 1, 0)
+                if progress:
+                    tqdm.write(f"the {budget:g}-minute budget ended within epoch {epoch + 1}, after "
+                               f"{counted:.0f} of its {n} images")  # fmt: skip
             if (epoch + 1) % cfg["checkpoint_every"] == 0 or epoch + 1 == schedule.epochs:
                 if group.is_main:
                     save(epoch + 1, snapshot, last["loss"])
