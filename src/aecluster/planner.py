@@ -4,6 +4,7 @@ Re-planned after every epoch from the measured speed, so a machine that slows do
 not the result: the learning-rate schedule always follows the planned length, and fine-tuning
 keeps its share of it. With `train.fill_budget` the plan may run longer than `train.epochs` (a
 small set gets many epochs out of a 10-minute budget); without it `train.epochs` is the most.
+An epoch that would outlast the budget is ended where the budget ends (`training`).
 A plan depends on timing, so it is printed and recorded in the checkpoint: training again with
 `--set train.epochs=E --set finetune.epochs=F` and no budget reproduces a run exactly.
 """
