@@ -51,6 +51,10 @@ def test_loss_goes_down(tmp_path, tiny_recipe):
     assert rows[-1]["loss"] < rows[0]["loss"]
 
 
+EMULATED_BF16 = "ignore:train.precision = 'bf16' on a cpu without bf16:UserWarning"
+
+
+@pytest.mark.filterwarnings(EMULATED_BF16)
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_same_seed_gives_bit_identical_checkpoints(tmp_path, tiny_recipe, precision):
     images, _ = two_kinds()
@@ -101,6 +105,7 @@ def test_resume_continues_to_the_same_result(tmp_path, tiny_recipe, monkeypatch)
         ],
     ],
 )
+@pytest.mark.filterwarnings(EMULATED_BF16)
 def test_each_objective_option_trains(tmp_path, tiny_recipe, extra):
     images, _ = two_kinds(64)
     recipe = apply_overrides(tiny_recipe, ["train.epochs=1", *extra])
