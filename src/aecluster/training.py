@@ -442,8 +442,8 @@ def _train(
             if out_of_time:  # this partial epoch is the last, and no time is left to fine-tune
                 schedule = Plan(epoch + 1, 0)
                 if progress:
-                    tqdm.write(f"the {budget:g}-minute budget ended within epoch {epoch + 1}, after "
-                               f"{counted:.0f} of its {n} images")  # fmt: skip
+                    tqdm.write(f"the {budget:g}-minute budget ended within epoch {epoch + 1}, "
+                               f"after {counted:.0f} of its {n} images")  # fmt: skip
             if (epoch + 1) % cfg["checkpoint_every"] == 0 or epoch + 1 == schedule.epochs:
                 if group.is_main:
                     save(epoch + 1, snapshot, last["loss"])
