@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import torch
@@ -42,6 +43,7 @@ def to_device(x: torch.Tensor, device: torch.device, layout: torch.memory_format
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+@functools.cache  # asked by autocast at every step; the hardware does not change
 def native_bf16(device: torch.device) -> bool:
     """Whether bf16 runs in hardware: a CUDA GPU that supports it, or a CPU with AVX512-BF16 or
     AMX (oneDNN's own check). Elsewhere bf16 is emulated: the baseline trained 12x slower in bf16
