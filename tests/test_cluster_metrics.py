@@ -69,6 +69,30 @@ def test_scan_head_separates_neighbourhoods_and_picks_a_head_without_labels():
     assert scan_loss(same, same, 1.0) < scan_loss(same, same.flip(0), 1.0)
 
 
+def test_batched_heads_score_each_head_as_if_it_were_alone():
+    import torch
+
+    from aecluster.scan import LinearHeads, pair_loss, scan_loss
+
+    torch.manual_seed(0)
+    heads = LinearHeads(5, 8, 3)
+    x, other = torch.randn(40, 8), torch.randn(40, 8)
+    logits = heads(x)
+    assert logits.shape == (5, 40, 3)
+    alone = [heads.head(i) for i in range(5)]
+    assert all(torch.allclose(logits[i], h(x), atol=1e-6) for i, h in enumerate(alone))
+    batched = scan_loss(logits, heads(other), 2.0)
+    assert torch.allclose(batched, torch.stack([scan_loss(h(x), h(other), 2.0) for h in alone]))
+    neighbors = torch.randint(0, 40, (40, 4))
+    pairs = pair_loss(heads, x, neighbors, 2.0)
+    for i, h in enumerate(alone):  # every (point, neighbour) pair, written out for one head
+        pa = h(x).softmax(1).repeat_interleave(4, 0)
+        pn = h(x[neighbors.flatten()]).softmax(1)
+        mean = h(x).softmax(1).mean(0)
+        expected = -torch.log((pa * pn).sum(1)).mean() + 2.0 * (mean * mean.log()).sum()
+        assert torch.isclose(pairs[i], expected, atol=1e-5)
+
+
 def test_a_recipe_passes_parameters_to_its_clustering_method():
     from aecluster.recipes import apply_overrides, load_recipe
 

@@ -1,5 +1,6 @@
 import time
 
+import numpy as np
 import pytest
 from conftest import two_kinds
 from test_training import FINETUNE
@@ -28,10 +29,28 @@ def test_without_a_budget_the_plan_is_the_recipe(recipe):
 def test_a_filled_budget_is_used_but_not_overrun(recipe, budget, epoch_minutes):
     p = plan(_fill(recipe), budget, epoch_minutes, 1, epoch_minutes)
     spent = (p.epochs + p.finetune_epochs) * epoch_minutes
-    assert spent <= USE * budget + 1e-9 or p.epochs == 1
+    assert spent <= USE * budget + 1e-9 or p == Plan(1, 0)  # one epoch done: no more
     if p.epochs < MAX_EPOCHS and spent > 2 * epoch_minutes:  # not capped, not degenerate
         assert spent >= USE * budget - 2.5 * epoch_minutes  # within an epoch and its share
-    assert p.finetune_epochs == max(1, p.epochs // 4)  # the recipe's 10 per 40
+    # the recipe's 10 per 40, or one fine-tuning epoch where that rounds to none
+    assert p.finetune_epochs == p.epochs // 4 or (p.epochs < 4 and p.finetune_epochs <= 1)
+
+
+def test_fine_tuning_is_planned_only_where_it_fits(recipe):
+    # one epoch of 1.5 min done in a 3-min budget: another epoch of fine-tuning would overrun
+    assert plan(recipe, 3.0, 1.5, 1, 1.5) == Plan(1, 0)
+    assert plan(recipe, 10.0, 1.5, 1, 1.5) == Plan(4, 1)  # 6 min of the 9.3 planned
+
+
+@pytest.mark.parametrize("after", [0.0, 0.5, 3.0, 12.0])
+def test_what_follows_the_epochs_is_kept_out_of_their_share(recipe, after):
+    p = plan(_fill(recipe), 10.0, 1.0, 10, 0.1, after_minutes=after)
+    end = 1.0 + (p.epochs - 10 + p.finetune_epochs) * 0.1
+    if after >= 10.0:
+        assert p == Plan(10, 2)  # out of time already: stop after the epochs done
+    else:
+        assert end + after <= 10.0 and end <= USE * 10.0 + 1e-9
+        assert end + max(after, (1 - USE) * 10.0) >= 10.0 - 0.25  # within an epoch and its share
 
 
 def test_without_fill_the_recipe_length_is_the_most(recipe):
@@ -72,6 +91,23 @@ def test_training_with_a_filled_budget_uses_most_of_it(tmp_path, recipe):
     assert summary["epochs"] > 4
     assert summary["finetune_epochs"] == max(1, summary["epochs"] // 4)
     assert read_metrics(tmp_path / "m.pth.run")[-1]["epoch"] == summary["epochs"]
+
+
+def test_a_set_slow_to_embed_gets_fewer_epochs_and_keeps_its_budget(tmp_path, recipe, monkeypatch):
+    images, _ = two_kinds(64)
+
+    def slow_embed(model, rows, *args):  # 3 s for every 64 images, as a huge set would take
+        time.sleep(3 * len(rows) / 64)
+        return np.zeros((len(rows), model.latent_dim), dtype=np.float32)
+
+    monkeypatch.setattr(training, "embed", slow_embed)
+    short = apply_overrides(recipe, ["train.epochs=100", "finetune.epochs=0"])
+    t0 = time.monotonic()
+    summary = train(images, short, tmp_path / "m.pth", budget_minutes=0.2, progress=False)
+    assert summary["epochs"] < 100 and summary["stopped_by_budget"]
+    # the epochs ended early enough for the 3 s of embedding that follows in a 12 s budget
+    assert summary["train_minutes"] * 60 + 3 <= 12
+    assert time.monotonic() - t0 <= 12
 
 
 def test_val_scoring_is_left_out_of_the_budget(tmp_path, recipe, monkeypatch):

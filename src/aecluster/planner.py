@@ -4,7 +4,10 @@ Re-planned after every epoch from the measured speed, so a machine that slows do
 not the result: the learning-rate schedule always follows the planned length, and fine-tuning
 keeps its share of it. With `train.fill_budget` the plan may run longer than `train.epochs` (a
 small set gets many epochs out of a 10-minute budget); without it `train.epochs` is the most.
-An epoch that would outlast the budget is ended where the budget ends (`training`).
+An epoch that would outlast the budget is ended where the budget ends (`training`). What follows
+the last epoch and grows with the number of images (embedding every image, once for SCAN and
+once for the final clustering) is measured and kept out of the epochs' share: on a large set it
+may need more than the budget's last 7%.
 A plan depends on timing, so it is printed and recorded in the checkpoint: training again with
 `--set train.epochs=E --set finetune.epochs=F` and no budget reproduces a run exactly.
 """
@@ -31,6 +34,12 @@ class Plan:
         return f"{self.epochs} epochs{tail} ({epoch_minutes * 60:.1f} s per epoch measured)"
 
 
+def epochs_end(budget_minutes: float, after_minutes: float) -> float:
+    """The minute by which the epochs (fine-tuning included) must end: USE of the budget, or
+    earlier when what follows them needs more than the rest."""
+    return min(USE * budget_minutes, budget_minutes - after_minutes)
+
+
 def recipe_plan(recipe: dict) -> Plan:
     """The recipe's own lengths: the plan without a budget."""
     return Plan(recipe["train"]["epochs"], recipe["finetune"]["epochs"])
@@ -43,12 +52,16 @@ def plan(
     epochs_done: int,
     epoch_minutes: float,
     current: Plan | None = None,
+    after_minutes: float = 0.0,
 ) -> Plan:
     """The epochs (total, counting those done) and fine-tuning epochs that fit in the budget.
 
     `epoch_minutes` is the expected cost of one more epoch (a fine-tuning epoch costs about as
     much: two encoder passes, one decoder pass). Fine-tuning keeps the recipe's ratio to the
-    autoencoder epochs. At least the epochs done are planned, and at least one. The `current`
+    autoencoder epochs, and is planned only as far as it fits: with no time left there is none.
+    `after_minutes` is the measured cost of what follows the epochs; the epochs and fine-tuning
+    end by USE of the budget, or earlier when that leaves less than `after_minutes`. At least the
+    epochs done are planned, and at least one. The `current`
     plan is kept while it still fits and either is as long as allowed or still uses most of the
     budget, so that small changes in speed do not reshape the learning-rate schedule epoch after
     epoch, while a plan cut by a slow start or a busy stretch grows back when the speed returns.
@@ -57,18 +70,21 @@ def plan(
     if not budget_minutes or epoch_minutes <= 0:
         return base
     limit = MAX_EPOCHS if recipe["train"]["fill_budget"] else base.epochs
+    end = epochs_end(budget_minutes, after_minutes)
     if current is not None and current.epochs >= epochs_done:
         left = current.epochs - epochs_done + current.finetune_epochs
         projected = minutes_used + left * epoch_minutes
         # a plan cut short by a slow stretch grows back once it would leave much of the budget
-        enough = current.epochs >= limit or projected >= KEEP * USE * budget_minutes
-        if projected <= USE * budget_minutes and enough:
+        enough = current.epochs >= limit or projected >= KEEP * end
+        if projected <= end and enough:
             return current
     ratio = base.finetune_epochs / base.epochs
-    left = USE * budget_minutes - minutes_used
+    left = end - minutes_used
     # r more epochs cost r * m, and fine-tuning ratio * (done + r) * m
     more = math.floor((left / epoch_minutes - ratio * epochs_done) / (1 + ratio))
     epochs = max(epochs_done + more, epochs_done, 1)
     epochs = min(epochs, max(limit, epochs_done))
-    finetune = max(1, math.floor(ratio * epochs + 1e-9)) if base.finetune_epochs else 0
+    finetune = math.floor(ratio * epochs + 1e-9)
+    if base.finetune_epochs and not finetune:  # one fine-tuning epoch, if it fits
+        finetune = int(left >= (epochs - epochs_done + 1) * epoch_minutes)
     return Plan(epochs, finetune)

@@ -32,12 +32,40 @@ def scan_features(codes: torch.Tensor, mean: np.ndarray, scale: np.ndarray) -> t
 def scan_loss(
     anchor_logits: torch.Tensor, neighbor_logits: torch.Tensor, entropy_weight: float
 ) -> torch.Tensor:
-    """-log <p(anchor), p(neighbour)> minus entropy_weight * entropy of the mean prediction."""
-    pa, pn = anchor_logits.softmax(1), neighbor_logits.softmax(1)
-    consistency = -torch.log((pa * pn).sum(1).clamp_min(1e-8)).mean()
-    mean = pa.mean(0)
-    entropy = -(mean * torch.log(mean.clamp_min(1e-8))).sum()
+    """-log <p(anchor), p(neighbour)> minus entropy_weight * entropy of the mean prediction.
+
+    Logits are (B, k), or (heads, B, k) for one loss per head.
+    """
+    pa, pn = anchor_logits.softmax(-1), neighbor_logits.softmax(-1)
+    consistency = -torch.log((pa * pn).sum(-1).clamp_min(1e-8)).mean(-1)
+    mean = pa.mean(-2)
+    entropy = -(mean * torch.log(mean.clamp_min(1e-8))).sum(-1)
     return consistency - entropy_weight * entropy
+
+
+class LinearHeads(nn.Module):
+    """`n` linear clustering heads over the same codes, as one matrix product: (B, d) codes ->
+    (n, B, k) logits."""
+
+    def __init__(self, n: int, dim: int, k: int) -> None:
+        super().__init__()
+        heads = [nn.Linear(dim, k) for _ in range(n)]  # torch's initialisation, head by head
+        self.weight = nn.Parameter(torch.stack([h.weight.detach().T for h in heads]))
+        self.bias = nn.Parameter(torch.stack([h.bias.detach() for h in heads])[:, None])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, dim, k = self.weight.shape
+        # one (B, d) x (d, n * k) product
+        logits = x @ self.weight.transpose(0, 1).reshape(dim, n * k)
+        return logits.view(len(x), n, k).transpose(0, 1) + self.bias
+
+    def head(self, i: int) -> nn.Linear:
+        """Head `i` on its own."""
+        linear = nn.Linear(*self.weight.shape[1:])
+        with torch.no_grad():
+            linear.weight.copy_(self.weight[i].T)
+            linear.bias.copy_(self.bias[i, 0])
+        return linear
 
 
 # Up to this many points neighbours are exact (scikit-learn, brute force: O(N^2) time, memory
@@ -69,19 +97,20 @@ def nearest_neighbors(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
 
 @torch.no_grad()
 def pair_loss(
-    head: nn.Module, x: torch.Tensor, neighbors: torch.Tensor, entropy_weight: float,
-    chunk: int = 8192,
-) -> torch.Tensor:  # fmt: skip
-    """A head's SCAN loss over every (point, neighbour) pair, in chunks of points."""
-    consistency, mean = torch.zeros((), dtype=torch.float64), 0.0
+    heads: LinearHeads, x: torch.Tensor, neighbors: torch.Tensor, entropy_weight: float
+) -> torch.Tensor:
+    """Each head's SCAN loss over every (point, neighbour) pair, in chunks of points."""
+    n_heads, k = len(heads.weight), neighbors.shape[1]
+    chunk = max(1, 2**24 // (n_heads * k * heads.weight.shape[2]))  # about 64 MB of logits
+    consistency, mean = torch.zeros(n_heads, dtype=torch.float64), 0.0
     for start in range(0, len(x), chunk):
-        pa = head(x[start : start + chunk]).softmax(1)
-        pn = head(x[neighbors[start : start + chunk].flatten()]).softmax(1)
-        pa_rep = pa.repeat_interleave(neighbors.shape[1], 0)
-        consistency += -torch.log((pa_rep * pn).sum(1).clamp_min(1e-8)).double().sum()
-        mean = mean + pa.double().sum(0)
+        pa = heads(x[start : start + chunk]).softmax(-1)
+        pn = heads(x[neighbors[start : start + chunk].flatten()]).softmax(-1)
+        pa_rep = pa.repeat_interleave(k, 1)
+        consistency += -torch.log((pa_rep * pn).sum(-1).clamp_min(1e-8)).double().sum(-1)
+        mean = mean + pa.double().sum(1)
     mean = mean / len(x)
-    entropy = -(mean * torch.log(mean.clamp_min(1e-8))).sum()
+    entropy = -(mean * torch.log(mean.clamp_min(1e-8))).sum(-1)
     return (consistency / neighbors.numel() - entropy_weight * entropy).float()
 
 
@@ -139,9 +168,9 @@ class SCAN(ClusterMixin, BaseEstimator):
         neighbors = torch.from_numpy(nearest_neighbors(x.numpy(), k, self.random_state))
         self.neighbors_ = neighbors
         heads = self._train_heads(x, neighbors, g)
-        final = torch.stack([pair_loss(h, x, neighbors, self.entropy_weight) for h in heads])
+        final = pair_loss(heads, x, neighbors, self.entropy_weight)
         self.head_losses_ = final.numpy()
-        head = heads[int(final.argmin())]
+        head = heads.head(int(final.argmin()))
         self._self_label(head, x, g)
         with torch.no_grad():
             prob = head(x).softmax(1)
@@ -154,19 +183,20 @@ class SCAN(ClusterMixin, BaseEstimator):
         return t + self.noise * torch.randn(t.shape, generator=g)
 
     def _train_heads(self, x: torch.Tensor, neighbors: torch.Tensor, g: torch.Generator
-                     ) -> nn.ModuleList:  # fmt: skip
+                     ) -> LinearHeads:  # fmt: skip
         """Step 1: n_heads linear heads trained together for neighbour consistency."""
-        heads = nn.ModuleList(nn.Linear(x.shape[1], self.n_clusters) for _ in range(self.n_heads))
+        heads = LinearHeads(self.n_heads, x.shape[1], self.n_clusters)
         opt = torch.optim.Adam(heads.parameters(), lr=self.lr)
         k = neighbors.shape[1]
         # a number of steps, not epochs: 1,797 points need as many updates as 100,000 do
         for idx in _batches(len(x), self.batch_size, self.steps, g):
             pick = neighbors[idx, torch.randint(0, k, (len(idx),), generator=g)]
-            ew = self.entropy_weight
-            losses = [scan_loss(h(self._noisy(x[idx], g)), h(self._noisy(x[pick], g)), ew)
-                      for h in heads]  # fmt: skip
+            # the heads share each step's noisy codes (they differ by their initialisation): one
+            # draw and one matrix product instead of one per head: 5-10x faster on a CPU
+            anchors, others = self._noisy(x[idx], g), self._noisy(x[pick], g)
+            loss = scan_loss(heads(anchors), heads(others), self.entropy_weight).sum()
             opt.zero_grad()
-            torch.stack(losses).sum().backward()
+            loss.backward()
             opt.step()
         return heads
 

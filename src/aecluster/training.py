@@ -42,7 +42,7 @@ from aecluster.losses import ProjectionHead, RotationHead, nt_xent
 from aecluster.metrics import scores
 from aecluster.models import AutoEncoder, build_model
 from aecluster.optim import LR_SCHEDULES, build_optimizer
-from aecluster.planner import USE, Plan, plan, recipe_plan
+from aecluster.planner import USE, Plan, epochs_end, plan, recipe_plan
 from aecluster.predict import cluster_codes, embed, reconstruction_errors
 from aecluster.progress import progress_bar
 from aecluster.recipes import complete
@@ -203,6 +203,15 @@ def checkpoint_metrics(model: AutoEncoder, recipe: dict, images: np.ndarray) -> 
     return row
 
 
+def embed_minutes(model: AutoEncoder, images: np.ndarray, sample: int = 1024) -> float:
+    """Measured minutes to embed one image (the first `sample` images, timed after a warm-up)."""
+    embed(model, images[:2])
+    t0 = time.monotonic()
+    embed(model, images[:sample])
+    model.train()
+    return (time.monotonic() - t0) / 60 / min(len(images), sample)
+
+
 def validation_scores(
     model: AutoEncoder, recipe: dict, images: np.ndarray, val: Validation
 ) -> dict:
@@ -361,9 +370,15 @@ def _train(
     last = {"epoch": start_epoch, "loss": float("nan")}
     snapshot = None
     schedule = recipe_plan(recipe)
+    # every image is embedded again after the epochs: by the caller for its clustering, and
+    # before fine-tuning and choosing the number of clusters; on a large set that takes minutes
+    embeds_after = 1 + bool(recipe["finetune"]["epochs"]) + (choose_clusters is not None)
+    after_minutes = embeds_after * n * embed_minutes(model, images) if budget else 0.0
+    end = epochs_end(budget, after_minutes) if budget else 0.0
     if start_epoch and budget:  # resumed: plan the rest from the speed so far
         epoch_minutes = prior_minutes / start_epoch
-        schedule = plan(recipe, budget, prior_minutes, start_epoch, epoch_minutes)
+        schedule = plan(recipe, budget, prior_minutes, start_epoch, epoch_minutes,
+                        after_minutes=after_minutes)  # fmt: skip
 
     def save(epoch: int, state: dict, loss: float) -> None:
         # the metrics so far go into the checkpoint: one file, written atomically, holds both
@@ -410,7 +425,7 @@ def _train(
             for rows in bar:
                 # an epoch longer than the budget (a slow CPU, a huge set) ends where the budget
                 # does; the budget always holds
-                if budget and seen and group.broadcast(minutes() >= USE * budget):
+                if budget and seen and group.broadcast(minutes() >= end):
                     out_of_time = True
                     break
                 seen += len(rows)
@@ -437,7 +452,7 @@ def _train(
             recent = durations[-cfg["checkpoint_every"] :]
             epoch_minutes = max(sum(durations) / len(durations), sum(recent) / len(recent))
             before, schedule = schedule, group.broadcast(
-                plan(recipe, budget, minutes(), epoch + 1, epoch_minutes, schedule)
+                plan(recipe, budget, minutes(), epoch + 1, epoch_minutes, schedule, after_minutes)
             )  # fmt: skip
             if out_of_time:  # this partial epoch is the last, and no time is left to fine-tune
                 schedule = Plan(epoch + 1, 0)
