@@ -5,7 +5,7 @@ import pytest
 from conftest import two_kinds
 from test_training import FINETUNE
 
-from aecluster import training
+from aecluster import finetune, training
 from aecluster.planner import MAX_EPOCHS, USE, Plan, plan, recipe_plan
 from aecluster.recipes import apply_overrides
 from aecluster.training import Validation, read_metrics, train
@@ -145,3 +145,15 @@ def test_an_epoch_longer_than_the_budget_ends_where_the_budget_does(tmp_path, re
     assert summary["train_minutes"] <= budget
     assert time.monotonic() - t0 < 3  # not the 3 epochs of 1.6 s
     assert read_metrics(tmp_path / "m.pth.run")[-1]["epoch"] == 1
+
+
+def test_fine_tuning_ends_where_the_budget_does(tmp_path, recipe, monkeypatch):
+    images, _ = two_kinds(64)
+    # a fine-tuning batch of 0.2 s, far slower than an epoch of the autoencoder: the plan's
+    # estimate of a fine-tuning epoch (one autoencoder epoch) is short
+    monkeypatch.setattr(finetune, "check_finite", lambda *args: time.sleep(0.2))
+    slow = apply_overrides(recipe, ["train.epochs=2", "finetune.epochs=10", "train.batch_size=8"])
+    t0 = time.monotonic()
+    summary = train(images, slow, tmp_path / "m.pth", budget_minutes=0.05, progress=False)
+    assert summary["epochs"] == 2 and summary["finetune_epochs"] >= 1  # planned, then cut
+    assert time.monotonic() - t0 <= 0.05 * 60 + 0.5  # not 10 epochs of 8 batches of 0.2 s

@@ -9,9 +9,12 @@ method (`cluster.method = {name = "head", ...}`), so it labels new images too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from aecluster.augment import build_augment
 from aecluster.cluster import CLUSTERERS, build_step
@@ -31,9 +34,11 @@ def scan_finetune(
     layout: torch.memory_format = torch.contiguous_format,
     progress: bool = True,
     workers: int = 0,
+    out_of_time: Callable[[], bool] = lambda: False,
 ) -> dict:
     """Fine-tune `model` in place on uint8 images (in RAM or memory-mapped); return the head
-    as a `cluster.method`."""
+    as a `cluster.method`. Ends early, after the batch where `out_of_time()` turns true (a time
+    budget: the planner's estimate of a fine-tuning epoch may be short)."""
     cfg, cluster = recipe["finetune"], recipe["cluster"]
     device = next(model.parameters()).device
     place = lambda t: to_device(t, device, layout)  # noqa: E731
@@ -49,10 +54,16 @@ def scan_finetune(
     n, k, bs = len(images), neighbors.shape[1], recipe["train"]["batch_size"]
     seed = recipe["train"]["seed"] * 100_003 + recipe["train"]["epochs"]
     for epoch in progress_bar(range(cfg["epochs"]), desc="SCAN fine-tuning", enabled=progress):
+        if out_of_time():
+            if progress:
+                tqdm.write(f"the time budget ended within fine-tuning epoch {epoch}")
+            break
         seed_everything(seed + epoch)
         g = torch.Generator().manual_seed(seed + epoch)
         batches = [idx for idx in torch.randperm(n, generator=g).split(bs) if len(idx) > 1]
         for idx, rows in zip(batches, batch_loader(images, batches, workers), strict=True):
+            if out_of_time():
+                break
             pick = neighbors[idx, torch.randint(0, k, (len(idx),), generator=g)]
             anchors = place(views(to_tensor(rows.numpy()), g))
             others = place(views(to_tensor(rows_of[pick].numpy()), g))

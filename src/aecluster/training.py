@@ -313,6 +313,7 @@ def train(
     of clusters from the chosen checkpoint's codes, before the fine-tuning phase.
     An error leaves no empty run folder; the finished epoch checkpoints stay.
     """
+    started = time.monotonic()  # the budget covers the whole call, its setup included
     images = as_images(images, "training images")
     recipe = complete(recipe)
     if len(images) < 2:
@@ -332,13 +333,14 @@ def train(
     with process_group(device) as group, new_folder(run_dir):
         return _train(images, recipe, out, run_dir, val, budget, data_id, progress,
                       group.device(device), keep_checkpoints, choose_clusters, workers,
-                      group)  # fmt: skip
+                      group, started)  # fmt: skip
 
 
 def _train(
     images: np.ndarray, recipe: dict, out: Path, run_dir: Path, val: Validation | None,
     budget: float, data_id: str, progress: bool, device: torch.device, keep_checkpoints: bool,
     choose_clusters: Callable[[np.ndarray], int] | None, workers: int, group: Group,
+    started: float,
 ) -> dict:  # fmt: skip
     cfg = recipe["train"]
     progress = progress and group.is_main
@@ -363,7 +365,7 @@ def _train(
 
     step = wrap(objective, group, device)
     n, bs = len(images), cfg["batch_size"]
-    t0 = time.monotonic()
+    t0 = started
     # val scoring is reporting: its minutes are left out of the budget and of the training time
     scoring_minutes = 0.0
     minutes = lambda: prior_minutes + (time.monotonic() - t0) / 60 - scoring_minutes  # noqa: E731
@@ -490,7 +492,8 @@ def _train(
         final_recipe = recipe = {**recipe, "cluster": {**recipe["cluster"], "n_clusters": k}}
     recipe = {**recipe, "finetune": {**recipe["finetune"], "epochs": schedule.finetune_epochs}}
     if recipe["finetune"]["epochs"]:
-        head = scan_finetune(model, images, recipe, layout, progress, workers)
+        head = scan_finetune(model, images, recipe, layout, progress, workers,
+                             out_of_time=lambda: bool(budget) and minutes() >= end)  # fmt: skip
         final_recipe = {**recipe, "cluster": {**recipe["cluster"], "method": head}}
         weights = {k: v.cpu() for k, v in model.state_dict().items()}
     summary = {
