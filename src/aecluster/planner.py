@@ -56,9 +56,11 @@ def plan(
 ) -> Plan:
     """The epochs (total, counting those done) and fine-tuning epochs that fit in the budget.
 
-    `epoch_minutes` is the expected cost of one more epoch (a fine-tuning epoch costs about as
-    much: two encoder passes, one decoder pass). Fine-tuning keeps the recipe's ratio to the
-    autoencoder epochs, and is planned only as far as it fits: with no time left there is none.
+    `epoch_minutes` is the expected cost of one more epoch, and of a fine-tuning epoch (two
+    encoder passes and one decoder pass; more than that where the autoencoder reconstructs only
+    a share of each batch, so fine-tuning also stops where the budget ends). Fine-tuning keeps
+    the recipe's ratio to the autoencoder epochs, and is planned only as far as it fits: with no
+    time left there is none.
     `after_minutes` is the measured cost of what follows the epochs; the epochs and fine-tuning
     end by USE of the budget, or earlier when that leaves less than `after_minutes`. At least the
     epochs done are planned, and at least one. The `current`

@@ -365,10 +365,9 @@ def _train(
 
     step = wrap(objective, group, device)
     n, bs = len(images), cfg["batch_size"]
-    t0 = started
     # val scoring is reporting: its minutes are left out of the budget and of the training time
     scoring_minutes = 0.0
-    minutes = lambda: prior_minutes + (time.monotonic() - t0) / 60 - scoring_minutes  # noqa: E731
+    minutes = lambda: prior_minutes + (time.monotonic() - started) / 60 - scoring_minutes  # noqa: E731
     last = {"epoch": start_epoch, "loss": float("nan")}
     snapshot = None
     schedule = recipe_plan(recipe)
@@ -377,6 +376,7 @@ def _train(
     embeds_after = 1 + bool(recipe["finetune"]["epochs"]) + (choose_clusters is not None)
     after_minutes = embeds_after * n * embed_minutes(model, images) if budget else 0.0
     end = epochs_end(budget, after_minutes) if budget else 0.0
+    past_end = lambda: bool(budget) and minutes() >= end  # noqa: E731
     if start_epoch and budget:  # resumed: plan the rest from the speed so far
         epoch_minutes = prior_minutes / start_epoch
         schedule = plan(recipe, budget, prior_minutes, start_epoch, epoch_minutes,
@@ -427,7 +427,7 @@ def _train(
             for rows in bar:
                 # an epoch longer than the budget (a slow CPU, a huge set) ends where the budget
                 # does; the budget always holds
-                if budget and seen and group.broadcast(minutes() >= end):
+                if seen and group.broadcast(past_end()):
                     out_of_time = True
                     break
                 seen += len(rows)
@@ -492,8 +492,7 @@ def _train(
         final_recipe = recipe = {**recipe, "cluster": {**recipe["cluster"], "n_clusters": k}}
     recipe = {**recipe, "finetune": {**recipe["finetune"], "epochs": schedule.finetune_epochs}}
     if recipe["finetune"]["epochs"]:
-        head = scan_finetune(model, images, recipe, layout, progress, workers,
-                             out_of_time=lambda: bool(budget) and minutes() >= end)  # fmt: skip
+        head = scan_finetune(model, images, recipe, layout, progress, workers, past_end)
         final_recipe = {**recipe, "cluster": {**recipe["cluster"], "method": head}}
         weights = {k: v.cpu() for k, v in model.state_dict().items()}
     summary = {
