@@ -89,7 +89,8 @@ def test_training_with_a_filled_budget_uses_most_of_it(tmp_path, recipe):
     # more than the recipe's 4 (an epoch of 256 images takes 0.3 s on a fast 2-core CPU, 1 s
     # on a slow one)
     assert summary["epochs"] > 4
-    assert summary["finetune_epochs"] == max(1, summary["epochs"] // 4)
+    assert summary["finetune_epochs_planned"] == max(1, summary["epochs"] // 4)
+    assert summary["finetune_epochs"] <= summary["finetune_epochs_planned"]
     assert read_metrics(tmp_path / "m.pth.run")[-1]["epoch"] == summary["epochs"]
 
 
@@ -103,11 +104,43 @@ def test_a_set_slow_to_embed_gets_fewer_epochs_and_keeps_its_budget(tmp_path, re
     monkeypatch.setattr(training, "embed", slow_embed)
     short = apply_overrides(recipe, ["train.epochs=100", "finetune.epochs=0"])
     t0 = time.monotonic()
-    summary = train(images, short, tmp_path / "m.pth", budget_minutes=0.2, progress=False)
+    summary = train(images, short, tmp_path / "m.pth", budget_minutes=0.2, progress=False,
+                    clusters_after=True)  # fmt: skip
     assert summary["epochs"] < 100 and summary["stopped_by_budget"]
     # the epochs ended early enough for the 3 s of embedding that follows in a 12 s budget
     assert summary["train_minutes"] * 60 + 3 <= 12
     assert time.monotonic() - t0 <= 12
+
+
+class _SlowPipeline:
+    """Stands in for a clustering whose fit takes 0.5 s x (codes / 32)**2 (a kernel matrix)."""
+
+    def __init__(self, codes, recipe):
+        time.sleep(0.5 * (len(codes) / 32) ** 2)
+
+    def predict(self, codes):
+        time.sleep(0.001 * len(codes))
+
+
+def test_the_clustering_cost_is_extrapolated_from_two_timings(tiny_recipe, monkeypatch):
+    monkeypatch.setattr(training, "fit_cluster_pipeline", _SlowPipeline)
+    codes = np.zeros((64, 8), dtype=np.float32)
+    # 64 codes fit in 2 s, 32 in 0.5 s: p = 2, so 128 codes take 8 s
+    assert 7.5 <= 60 * training.clustering_minutes(tiny_recipe, codes, 128) <= 8.5
+    # of 200 codes, 100 are fitted (4.9 s) and 100 placed at 1 ms each
+    sampled = apply_overrides(tiny_recipe, ["cluster.fit_sample=100"])
+    assert 4.7 <= 60 * training.clustering_minutes(sampled, codes, 200) <= 5.4
+
+
+def test_a_caller_that_clusters_after_training_keeps_time_for_it(tmp_path, recipe, monkeypatch):
+    images, _ = two_kinds(64)
+    monkeypatch.setattr(training, "fit_cluster_pipeline", _SlowPipeline)
+    short = apply_overrides(recipe, ["train.epochs=100", "finetune.epochs=0"])
+    summary = train(images, short, tmp_path / "m.pth", budget_minutes=0.2, progress=False,
+                    clusters_after=True)  # fmt: skip
+    assert summary["epochs"] < 100 and summary["stopped_by_budget"]
+    # the epochs ended early enough for the 2 s of clustering that follows in a 12 s budget
+    assert summary["train_minutes"] * 60 + 2 <= 12
 
 
 def test_val_scoring_is_left_out_of_the_budget(tmp_path, recipe, monkeypatch):
@@ -155,5 +188,7 @@ def test_fine_tuning_ends_where_the_budget_does(tmp_path, recipe, monkeypatch):
     slow = apply_overrides(recipe, ["train.epochs=2", "finetune.epochs=10", "train.batch_size=8"])
     t0 = time.monotonic()
     summary = train(images, slow, tmp_path / "m.pth", budget_minutes=0.05, progress=False)
-    assert summary["epochs"] == 2 and summary["finetune_epochs"] >= 1  # planned, then cut
+    assert summary["epochs"] == 2 and summary["finetune_epochs_planned"] >= 1
+    assert summary["finetune_epochs"] < summary["finetune_epochs_planned"]  # cut
+    assert summary["stopped_by_budget"]
     assert time.monotonic() - t0 <= 0.05 * 60 + 0.5  # not 10 epochs of 8 batches of 0.2 s

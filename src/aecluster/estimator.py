@@ -143,6 +143,7 @@ class AECluster(ClusterMixin, TransformerMixin, BaseEstimator):
             self.train_summary_ = train(
                 data.images, recipe, out, run_dir=run_dir, budget_minutes=self.budget_minutes,
                 progress=self.verbose, device=self.device, choose_clusters=choose,
+                clusters_after=True,
             )  # fmt: skip
             self._adopt(load_checkpoint(out))
         self.paths_, self.skipped_ = data.paths, data.skipped

@@ -35,10 +35,11 @@ def scan_finetune(
     progress: bool = True,
     workers: int = 0,
     out_of_time: Callable[[], bool] = lambda: False,
-) -> dict:
+) -> tuple[dict, int]:
     """Fine-tune `model` in place on uint8 images (in RAM or memory-mapped); return the head
-    as a `cluster.method`. Ends early, after the batch where `out_of_time()` turns true (a time
-    budget: the planner's estimate of a fine-tuning epoch may be short)."""
+    as a `cluster.method` and the number of epochs finished. Ends early, after the batch where
+    `out_of_time()` turns true (a time budget: the planner's estimate of a fine-tuning epoch may
+    be short)."""
     cfg, cluster = recipe["finetune"], recipe["cluster"]
     device = next(model.parameters()).device
     place = lambda t: to_device(t, device, layout)  # noqa: E731
@@ -53,10 +54,14 @@ def scan_finetune(
                                  weight_decay=cfg["weight_decay"])  # fmt: skip
     n, k, bs = len(images), neighbors.shape[1], recipe["train"]["batch_size"]
     seed = recipe["train"]["seed"] * 100_003 + recipe["train"]["epochs"]
+    finished = 0
     for epoch in progress_bar(range(cfg["epochs"]), desc="SCAN fine-tuning", enabled=progress):
         if out_of_time():
             if progress:
-                tqdm.write(f"the time budget ended within fine-tuning epoch {epoch}")
+                tqdm.write(
+                    f"the time budget ended fine-tuning after {finished} of its "
+                    f"{cfg['epochs']} epochs"
+                )
             break
         seed_everything(seed + epoch)
         g = torch.Generator().manual_seed(seed + epoch)
@@ -78,6 +83,8 @@ def scan_finetune(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        else:  # the epoch ran to its end
+            finished += 1
     scan.head_ = head.cpu()
     params = ClusterHead.from_scan(scan).get_params()
-    return {"name": "head", **{k: v for k, v in params.items() if k != "n_clusters"}}
+    return {"name": "head", **{k: v for k, v in params.items() if k != "n_clusters"}}, finished

@@ -5,9 +5,9 @@ not the result: the learning-rate schedule always follows the planned length, an
 keeps its share of it. With `train.fill_budget` the plan may run longer than `train.epochs` (a
 small set gets many epochs out of a 10-minute budget); without it `train.epochs` is the most.
 An epoch that would outlast the budget is ended where the budget ends (`training`). What follows
-the last epoch and grows with the number of images (embedding every image, once for SCAN and
-once for the final clustering) is measured and kept out of the epochs' share: on a large set it
-may need more than the budget's last 7%.
+the last epoch and grows with the number of images (embedding every image, for SCAN and for the
+final clustering, and that clustering itself) is measured on a sample before the first epoch and
+kept out of the epochs' share: on a large set it may need more than the budget's last 7%.
 A plan depends on timing, so it is printed and recorded in the checkpoint: training again with
 `--set train.epochs=E --set finetune.epochs=F` and no budget reproduces a run exactly.
 """

@@ -43,7 +43,7 @@ from aecluster.metrics import scores
 from aecluster.models import AutoEncoder, build_model
 from aecluster.optim import LR_SCHEDULES, build_optimizer
 from aecluster.planner import USE, Plan, epochs_end, plan, recipe_plan
-from aecluster.predict import cluster_codes, embed, reconstruction_errors
+from aecluster.predict import cluster_codes, embed, fit_cluster_pipeline, reconstruction_errors
 from aecluster.progress import progress_bar
 from aecluster.recipes import complete
 from aecluster.seeding import TrainingDiverged, check_finite, seed_everything
@@ -203,13 +203,37 @@ def checkpoint_metrics(model: AutoEncoder, recipe: dict, images: np.ndarray) -> 
     return row
 
 
-def embed_minutes(model: AutoEncoder, images: np.ndarray, sample: int = 1024) -> float:
-    """Measured minutes to embed one image (the first `sample` images, timed after a warm-up)."""
+def embed_sample(
+    model: AutoEncoder, images: np.ndarray, sample: int = 1024
+) -> tuple[float, np.ndarray]:
+    """Measured minutes to embed one image, and the codes: the first `sample` images, timed
+    after a warm-up."""
     embed(model, images[:2])
     t0 = time.monotonic()
-    embed(model, images[:sample])
+    codes = embed(model, images[:sample])
     model.train()
-    return (time.monotonic() - t0) / 60 / min(len(images), sample)
+    return (time.monotonic() - t0) / 60 / len(codes), codes
+
+
+def clustering_minutes(recipe: dict, codes: np.ndarray, n: int) -> float:
+    """Expected minutes of the recipe's clustering of `n` codes, timed on the first half and on
+    all of `codes` (a sample) and extrapolated: the fit grows as size**p, p measured from the
+    two timings (clipped to 0.5-2: SCAN's steps are a fixed cost, KernelPCA's kernel is
+    quadratic), on at most `cluster.fit_sample` codes; the rest are placed at the measured
+    cost per code."""
+    fitted = min(n, recipe["cluster"]["fit_sample"])
+    half = codes[: len(codes) // 2]
+    seconds = []
+    for part in (half, codes):
+        t0 = time.monotonic()
+        pipeline = fit_cluster_pipeline(part, recipe)
+        seconds.append(time.monotonic() - t0)
+    p = np.clip(np.log(max(seconds[1], 1e-6) / max(seconds[0], 1e-6)) / np.log(2), 0.5, 2.0)
+    fit = seconds[1] * (fitted / len(codes)) ** p
+    t0 = time.monotonic()
+    pipeline.predict(codes)
+    place = (n - fitted) * (time.monotonic() - t0) / len(codes)
+    return (fit + place) / 60
 
 
 def validation_scores(
@@ -298,6 +322,7 @@ def train(
     keep_checkpoints: bool = False,
     choose_clusters: Callable[[np.ndarray], int] | None = None,
     workers: int = 0,
+    clusters_after: bool = False,
 ) -> dict:
     """Train the recipe's autoencoder on images; write the final checkpoint to `out`.
 
@@ -311,6 +336,8 @@ def train(
     Epoch checkpoints the recipe no longer needs are deleted unless `keep_checkpoints`.
     `choose_clusters` (a label-free rule, e.g. `selection.choose_n_clusters`) sets the number
     of clusters from the chosen checkpoint's codes, before the fine-tuning phase.
+    `clusters_after`: the caller embeds every image after training to cluster them (as
+    `AECluster.fit` does), so a time budget keeps room for that pass too.
     An error leaves no empty run folder; the finished epoch checkpoints stay.
     """
     started = time.monotonic()  # the budget covers the whole call, its setup included
@@ -333,14 +360,14 @@ def train(
     with process_group(device) as group, new_folder(run_dir):
         return _train(images, recipe, out, run_dir, val, budget, data_id, progress,
                       group.device(device), keep_checkpoints, choose_clusters, workers,
-                      group, started)  # fmt: skip
+                      group, started, clusters_after)  # fmt: skip
 
 
 def _train(
     images: np.ndarray, recipe: dict, out: Path, run_dir: Path, val: Validation | None,
     budget: float, data_id: str, progress: bool, device: torch.device, keep_checkpoints: bool,
     choose_clusters: Callable[[np.ndarray], int] | None, workers: int, group: Group,
-    started: float,
+    started: float, clusters_after: bool,
 ) -> dict:  # fmt: skip
     cfg = recipe["train"]
     progress = progress and group.is_main
@@ -371,10 +398,17 @@ def _train(
     last = {"epoch": start_epoch, "loss": float("nan")}
     snapshot = None
     schedule = recipe_plan(recipe)
-    # every image is embedded again after the epochs: by the caller for its clustering, and
-    # before fine-tuning and choosing the number of clusters; on a large set that takes minutes
-    embeds_after = 1 + bool(recipe["finetune"]["epochs"]) + (choose_clusters is not None)
-    after_minutes = embeds_after * n * embed_minutes(model, images) if budget else 0.0
+    # every image is embedded again after the epochs: before fine-tuning, before choosing the
+    # number of clusters and by a caller that clusters them; on a large set that takes minutes,
+    # and so may the caller's clustering (KernelPCA, t-SNE; a fine-tuned head costs nothing)
+    finetunes = bool(recipe["finetune"]["epochs"])
+    embeds_after = finetunes + (choose_clusters is not None) + clusters_after
+    after_minutes = 0.0
+    if budget and embeds_after:
+        per_image, codes = embed_sample(model, images)
+        after_minutes = embeds_after * n * per_image
+        if clusters_after and not finetunes and len(codes) >= 4 * recipe["cluster"]["n_clusters"]:
+            after_minutes += clustering_minutes(recipe, codes, n)
     end = epochs_end(budget, after_minutes) if budget else 0.0
     past_end = lambda: bool(budget) and minutes() >= end  # noqa: E731
     if start_epoch and budget:  # resumed: plan the rest from the speed so far
@@ -491,8 +525,9 @@ def _train(
         k = choose_clusters(embed(model, images))
         final_recipe = recipe = {**recipe, "cluster": {**recipe["cluster"], "n_clusters": k}}
     recipe = {**recipe, "finetune": {**recipe["finetune"], "epochs": schedule.finetune_epochs}}
+    finetuned = 0
     if recipe["finetune"]["epochs"]:
-        head = scan_finetune(model, images, recipe, layout, progress, workers, past_end)
+        head, finetuned = scan_finetune(model, images, recipe, layout, progress, workers, past_end)
         final_recipe = {**recipe, "cluster": {**recipe["cluster"], "method": head}}
         weights = {k: v.cpu() for k, v in model.state_dict().items()}
     summary = {
@@ -500,8 +535,10 @@ def _train(
         "epochs": last_state["epoch"],
         "train_minutes": round(last_state["train_minutes"], 2),
         "finetune_minutes": round((time.monotonic() - t_finetune) / 60, 2),
-        "stopped_by_budget": schedule.epochs < cfg["epochs"],
-        "finetune_epochs": schedule.finetune_epochs,
+        "stopped_by_budget": schedule.epochs < cfg["epochs"]
+        or finetuned < schedule.finetune_epochs,
+        "finetune_epochs": finetuned,
+        "finetune_epochs_planned": schedule.finetune_epochs,
         "selected_epoch": chosen,
         "loss": state["loss"],
         "world_size": group.size,
