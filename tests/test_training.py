@@ -285,4 +285,5 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
         assert device_module.resolve_precision(cpu, "fp32") == "fp32"
     with pytest.warns(UserWarning, match="emulated"):
         assert device_module.resolve_precision(cpu, "bf16") == "bf16"
-    assert load_recipe("baseline")["train"]["precision"] == "auto"
+    for name in ("baseline", "improved", "best"):
+        assert load_recipe(name)["train"]["precision"] == "auto"
