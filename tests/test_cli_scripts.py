@@ -25,7 +25,7 @@ def run_script(name, *args, env_extra=None):
 def test_train_script_then_hw9_best(tmp_path, images_file, script):
     ckpt = tmp_path / "model.pth"
     extra = {}
-    if script == "train_best.sh":  # best fine-tunes from a SCAN clustering: a tiny one
+    if script != "train_baseline.sh":  # best and improved fine-tune from a SCAN clustering
         scan = "--set cluster.reduce=[] --set cluster.method={name='scan',n_heads=2,steps=16}"
         extra = {"AECLUSTER_TRAIN_ARGS": f"{TINY_ARGS} {scan} --set finetune.epochs=1"}
     r = run_script(script, images_file, ckpt, env_extra=extra)
