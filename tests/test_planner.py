@@ -49,8 +49,8 @@ def test_what_follows_the_epochs_is_kept_out_of_their_share(recipe, after):
     if after >= 10.0:
         assert p == Plan(10, 2)  # out of time already: stop after the epochs done
     else:
-        assert end + after <= 10.0 and end <= USE * 10.0 + 1e-9
-        assert end + max(after, (1 - USE) * 10.0) >= 10.0 - 0.25  # within an epoch and its share
+        assert end <= USE * (10.0 - after) + 1e-9
+        assert end >= USE * (10.0 - after) - 0.25  # within an epoch and its share
 
 
 def test_without_fill_the_recipe_length_is_the_most(recipe):
@@ -109,8 +109,8 @@ def test_a_set_slow_to_embed_gets_fewer_epochs_and_keeps_its_budget(tmp_path, re
                     clusters_after=True)  # fmt: skip
     assert summary["epochs"] < 2000 and summary["stopped_by_budget"]
     # the epochs ended early enough for the 3 s of embedding that follows in a 12 s budget
-    assert summary["train_minutes"] * 60 + 3 <= 12
-    assert time.monotonic() - t0 <= 12
+    # (timed here: the summary's minutes are rounded to 0.6 s)
+    assert time.monotonic() - t0 + 3 <= 12
 
 
 class _SlowPipeline:
@@ -137,11 +137,12 @@ def test_a_caller_that_clusters_after_training_keeps_time_for_it(tmp_path, recip
     images, _ = two_kinds(64)
     monkeypatch.setattr(training, "fit_cluster_pipeline", _SlowPipeline)
     short = apply_overrides(recipe, ["train.epochs=2000", "finetune.epochs=0"])
+    t0 = time.monotonic()
     summary = train(images, short, tmp_path / "m.pth", budget_minutes=0.2, progress=False,
                     clusters_after=True)  # fmt: skip
     assert summary["epochs"] < 2000 and summary["stopped_by_budget"]
     # the epochs ended early enough for the 2 s of clustering that follows in a 12 s budget
-    assert summary["train_minutes"] * 60 + 2 <= 12
+    assert time.monotonic() - t0 + 2 <= 12
 
 
 def test_val_scoring_is_left_out_of_the_budget(tmp_path, recipe, monkeypatch):

@@ -35,9 +35,10 @@ class Plan:
 
 
 def epochs_end(budget_minutes: float, after_minutes: float) -> float:
-    """The minute by which the epochs (fine-tuning included) must end: USE of the budget, or
-    earlier when what follows them needs more than the rest."""
-    return min(USE * budget_minutes, budget_minutes - after_minutes)
+    """The minute by which the epochs (fine-tuning included) must end: USE of what the budget
+    leaves after what follows them, so the margin for a misjudged speed stays however long
+    that is."""
+    return USE * max(0.0, budget_minutes - after_minutes)
 
 
 def recipe_plan(recipe: dict) -> Plan:
@@ -62,7 +63,7 @@ def plan(
     the recipe's ratio to the autoencoder epochs, and is planned only as far as it fits: with no
     time left there is none.
     `after_minutes` is the measured cost of what follows the epochs; the epochs and fine-tuning
-    end by USE of the budget, or earlier when that leaves less than `after_minutes`. At least the
+    end by USE of what the budget leaves after it. At least the
     epochs done are planned, and at least one. The `current`
     plan is kept while it still fits and either is as long as allowed or still uses most of the
     budget, so that small changes in speed do not reshape the learning-rate schedule epoch after
