@@ -17,8 +17,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# the share of the budget planned for epochs; the rest covers what follows the last epoch (the
-# SCAN heads, the final embedding and clustering) and an epoch slower than the ones measured
+# the share planned for epochs of what the budget leaves after what follows the last epoch (the
+# final embedding and clustering, measured before the first epoch); the rest covers the SCAN
+# heads and an epoch slower than the ones measured
 USE = 0.93
 MAX_EPOCHS = 2000
 KEEP = 0.95  # a filling plan is kept while it is projected to use at least this share of USE

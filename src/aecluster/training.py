@@ -42,7 +42,7 @@ from aecluster.losses import ProjectionHead, RotationHead, nt_xent
 from aecluster.metrics import scores
 from aecluster.models import AutoEncoder, build_model
 from aecluster.optim import LR_SCHEDULES, build_optimizer
-from aecluster.planner import USE, Plan, epochs_end, plan, recipe_plan
+from aecluster.planner import Plan, epochs_end, plan, recipe_plan
 from aecluster.predict import cluster_codes, embed, fit_cluster_pipeline, reconstruction_errors
 from aecluster.progress import progress_bar
 from aecluster.recipes import complete
@@ -436,8 +436,8 @@ def _train(
 
     if budget and progress:
         most = "as many epochs as fit" if cfg["fill_budget"] else f"at most {cfg['epochs']} epochs"
-        tqdm.write(f"plan: {most} in {USE:.0%} of {budget:g} min, re-planned after each epoch "
-                   "from the measured speed")  # fmt: skip
+        tqdm.write(f"plan: {most} in the first {end:.3g} of {budget:g} min, re-planned after "
+                   "each epoch from the measured speed")  # fmt: skip
     objective.train()
     epoch, durations, mark = start_epoch, [], minutes()
     try:
