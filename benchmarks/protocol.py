@@ -13,10 +13,11 @@ standard deviation over seeds.
 
 Each run trains with `AECluster(recipe, budget_minutes, random_state=seed)`: with a budget the
 planner fills it. Labels are used only to score. Each run's result is appended to --log as a
-JSON line; the table of means is printed at the end (and can be rebuilt from a log with
---table-only). The data are read from ../shared/data, or from $AECLUSTER_DATA. `--jobs N` runs N
-(set, seed) runs at once in separate processes of one thread each: for a machine with many cores
-or a GPU, never for timings on the 2-core CPU.
+JSON line, with the commit the code ran from; the table of means (one row per code, recipe,
+budget and settings) is printed at the end, and can be rebuilt from a log with --table-only.
+The data are read from ../shared/data, or from $AECLUSTER_DATA. `--jobs N` runs N (set, seed)
+runs at once in separate processes of one thread each: for a machine with many cores or a GPU,
+never for timings on the 2-core CPU.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -79,22 +81,33 @@ def run(name: str, recipe: str, budget: float | None, seed: int, settings: list[
     return row
 
 
+def code_version() -> str:
+    """The commit the package was run from (`-dirty` with uncommitted changes): the same
+    recipe and settings give other results once the code changes."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=root,
+                          capture_output=True, text=True)  # fmt: skip
+    return done.stdout.strip() or "unknown"
+
+
 def table(rows: list[dict]) -> str:
-    """Mean +- sd over seeds of each (device, recipe, budget, settings) and scored set."""
+    """Mean +- sd over seeds of each (code, device, recipe, budget, settings) and scored set;
+    rows logged before the code was recorded group as code "-"."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        key = (r.get("device", "cpu"), r["recipe"], r["budget"], " ".join(r["settings"]))
+        key = (r.get("code", "-"), r.get("device", "cpu"), r["recipe"], r["budget"],
+               " ".join(r["settings"]))  # fmt: skip
         groups.setdefault(key, []).append(r)
-    out = ["| device | recipe | budget | settings | scored on | seeds | accuracy | NMI | minutes |",
-           "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for (device, recipe, budget, settings), runs in groups.items():
+    out = ["| code | device | recipe | budget | settings | scored on | seeds | accuracy | NMI | "
+           "minutes |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (code, device, recipe, budget, settings), runs in groups.items():
         scored = sorted({k for r in runs for k, v in r.items() if isinstance(v, dict)})
         for what in scored:
             have = [r for r in runs if what in r]
             acc = np.array([r[what]["accuracy"] for r in have])
             nmi = np.array([r[what]["nmi"] for r in have])
             mins = np.array([r["minutes"] for r in have])
-            out.append(f"| {device} | {recipe} | {budget} | {settings or '-'} | {what} | "
+            out.append(f"| {code} | {device} | {recipe} | {budget} | {settings or '-'} | {what} | "
                        f"{len(have)} | {acc.mean():.3f} +- {acc.std():.3f} | {nmi.mean():.3f} | "
                        f"{mins.mean():.1f} |")  # fmt: skip
     return "\n".join(out)
@@ -114,11 +127,13 @@ def main() -> None:
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
     if not args.table_only:
+        code = code_version()
         todo = [(name, args.recipe, args.budget_minutes, seed, args.settings, args.device,
                  1 if args.jobs > 1 else None)
                 for seed in args.seeds for name in args.sets]  # fmt: skip
         with ProcessPoolExecutor(args.jobs) as pool:
             for row in pool.map(run, *zip(*todo, strict=True)):
+                row = {"code": code, **row}
                 print(json.dumps(row), flush=True)
                 with open(args.log, "a") as f:
                     f.write(json.dumps(row) + "\n")

@@ -208,6 +208,23 @@ def test_finetune_stores_a_trained_head_that_clusters_new_images(tmp_path, tiny_
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_finetuning_reconstructs_the_recipes_share_of_each_batch(tiny_recipe):
+    from aecluster.finetune import scan_finetune
+
+    images, _ = two_kinds(64)
+    recipe = apply_overrides(tiny_recipe, [*FINETUNE, "finetune.epochs=1", "train.batch_size=32",
+                                           "loss.reconstruct_share=0.25"])  # fmt: skip
+    model = build_model("conv", widths=[8, 16], pool_latent=True)
+    decoded, encoded = [], []
+    model.decoder.register_forward_hook(lambda m, i, o: decoded.append(len(o)))
+    model.encoder.register_forward_hook(lambda m, i, o: encoded.append(len(o)))
+    head, finished = scan_finetune(model, images, recipe, progress=False)
+    assert finished == 1 and head["name"] == "head"
+    # per batch of 32: the anchors' 8 reconstructed + 24 encoded, then their neighbours' 32
+    assert decoded == [8, 8]
+    assert encoded[-6:] == [8, 24, 32] * 2
+
+
 def test_a_trained_head_refuses_what_it_cannot_do(tmp_path, tiny_recipe):
     images, _ = two_kinds(64)
     recipe = apply_overrides(tiny_recipe, FINETUNE)

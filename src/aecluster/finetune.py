@@ -3,8 +3,10 @@
 The recipe's SCAN clustering of the chosen checkpoint's codes picks the clustering head and each
 image's neighbours; then encoder, decoder and head are trained together so that augmented views
 of an image and of one of its neighbours land in the same cluster (SCAN loss), while the
-autoencoder keeps reconstructing the view. The trained head becomes the checkpoint's clustering
-method (`cluster.method = {name = "head", ...}`), so it labels new images too.
+autoencoder keeps reconstructing the view, of `loss.reconstruct_share` of each batch as in its
+epochs (so a fine-tuning epoch costs what the planner assumes: an autoencoder epoch). The trained
+head becomes the checkpoint's clustering method (`cluster.method = {name = "head", ...}`), so it
+labels new images too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from aecluster.augment import build_augment
 from aecluster.cluster import CLUSTERERS, build_step
 from aecluster.data import ImageBatches, batch_loader, to_tensor
 from aecluster.device import autocast, to_device
+from aecluster.losses import reconstructed
 from aecluster.models import AutoEncoder
 from aecluster.predict import embed
 from aecluster.progress import progress_bar
@@ -73,12 +76,14 @@ def scan_finetune(
             anchors = place(views(to_tensor(rows.numpy()), g))
             others = place(views(to_tensor(rows_of[pick].numpy()), g))
             with autocast(device, recipe["train"]["precision"]):
-                out = model(anchors)
+                out, latent = model.forward_share(anchors, reconstructed(recipe["loss"], len(idx)))
                 loss = scan_loss(
-                    head(features(out.latent.float())),
+                    head(features(latent.float())),
                     head(features(model.encode(others).float())),
                     scan.entropy_weight,
-                ) + recipe["loss"]["reconstruction"] * F.mse_loss(out.recon.float(), anchors)
+                ) + recipe["loss"]["reconstruction"] * F.mse_loss(
+                    out.recon.float(), anchors[: len(out.recon)]
+                )
             check_finite(loss, f"SCAN fine-tuning epoch {epoch + 1}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

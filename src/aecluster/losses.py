@@ -48,3 +48,9 @@ def nt_xent(*views: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     image = torch.arange(n, device=sim.device).repeat(v)
     positive = (image[:, None] == image[None, :]) & ~self_mask
     return -log_prob[positive].view(v * n, v - 1).mean()
+
+
+def reconstructed(loss: dict, batch: int) -> int:
+    """How many images of a batch the decoder reconstructs: `loss.reconstruct_share` of them,
+    at least 2 (BatchNorm needs 2)."""
+    return min(batch, max(2, round(loss["reconstruct_share"] * batch)))

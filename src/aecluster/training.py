@@ -38,7 +38,7 @@ from aecluster.files import (
     write_text_atomic,
 )
 from aecluster.finetune import scan_finetune
-from aecluster.losses import ProjectionHead, RotationHead, nt_xent
+from aecluster.losses import ProjectionHead, RotationHead, nt_xent, reconstructed
 from aecluster.metrics import scores
 from aecluster.models import AutoEncoder, build_model
 from aecluster.optim import LR_SCHEDULES, build_optimizer
@@ -90,13 +90,10 @@ class Objective(nn.Module):
         inputs = self.augment(target, g) if self.augment else target
         # the decoder costs as much as the encoder: with a contrastive loss it may reconstruct
         # only a share of the batch, while every image is encoded
-        m = len(x) if self.projection is None else max(2, round(w["reconstruct_share"] * len(x)))
-        out = self.model(place(inputs[:m]))
+        m = len(x) if self.projection is None else reconstructed(w, len(x))
+        out, latent = self.model.forward_share(place(inputs), m)
         # a denoising/augmenting autoencoder still reconstructs the un-noised target
         terms = {"reconstruction": F.mse_loss(out.recon, place(target[:m]))}
-        latent = out.latent
-        if m < len(x):
-            latent = torch.cat([latent, self.model.encode(place(inputs[m:]))])
         if w["kl"]:
             terms["kl"] = out.kl
         if self.rotation_head is not None:

@@ -29,3 +29,12 @@ class AutoEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> AEOutput:
         raise NotImplementedError
+
+    def forward_share(self, x: torch.Tensor, reconstructed: int) -> tuple[AEOutput, torch.Tensor]:
+        """The output for the first `reconstructed` images and the latent codes of all of
+        `x`: the decoder costs about as much as the encoder, so a loss that needs every code but
+        not every reconstruction decodes only a share."""
+        out = self(x[:reconstructed])
+        if reconstructed >= len(x):
+            return out, out.latent
+        return out, torch.cat([out.latent, self.encode(x[reconstructed:])])
