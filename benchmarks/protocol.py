@@ -3,7 +3,7 @@ standard deviation over seeds.
 
     python benchmarks/protocol.py --recipe best --budget-minutes 10 --seeds 0 1 2 \
         [--set train.precision=bf16 ...] [--sets dev cifar digits] [--log runs.jsonl] \
-        [--device cuda --jobs 9]
+        [--device cuda --jobs 9] [--keep-runs DIR]
 
 - dev: trained on hw9like trainX (8500 images, 2 clusters), scored on devX (2000 labelled
   images the recipe never trained on); val (500) is reported beside it, as the homework does.
@@ -61,13 +61,15 @@ def load_set(name: str) -> tuple[np.ndarray, int, dict[str, tuple[np.ndarray, np
 
 
 def run(name: str, recipe: str, budget: float | None, seed: int, settings: list[str],
-        device: str = "cpu", threads: int | None = None) -> dict:  # fmt: skip
+        device: str = "cpu", threads: int | None = None,
+        runs: Path | None = None) -> dict:  # fmt: skip
     if threads:
         torch.set_num_threads(threads)
     train_images, k, scored = load_set(name)
     t0 = time.monotonic()
     model = AECluster(n_clusters=k, recipe=recipe, budget_minutes=budget, device=device,
-                      random_state=seed, settings=tuple(settings)).fit(train_images)  # fmt: skip
+                      random_state=seed, settings=tuple(settings))  # fmt: skip
+    model.fit(train_images, run_dir=runs / f"{name}_seed{seed}" if runs else None)
     minutes = (time.monotonic() - t0) / 60
     row = {"set": name, "recipe": recipe, "budget": budget, "seed": seed, "settings": settings,
            "device": device, "minutes": round(minutes, 2), **model.train_summary_}  # fmt: skip
@@ -125,11 +127,13 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--keep-runs", type=Path, default=None,
+                    help="keep each run's epoch checkpoints in DIR/SET_seedN")  # fmt: skip
     args = ap.parse_args()
     if not args.table_only:
         code = code_version()
         todo = [(name, args.recipe, args.budget_minutes, seed, args.settings, args.device,
-                 1 if args.jobs > 1 else None)
+                 1 if args.jobs > 1 else None, args.keep_runs)
                 for seed in args.seeds for name in args.sets]  # fmt: skip
         with ProcessPoolExecutor(args.jobs) as pool:
             for row in pool.map(run, *zip(*todo, strict=True)):

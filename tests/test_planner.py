@@ -8,6 +8,7 @@ from test_training import FINETUNE
 from aecluster import finetune, training
 from aecluster.planner import MAX_EPOCHS, USE, Plan, plan, recipe_plan
 from aecluster.recipes import apply_overrides
+from aecluster.scan import SCAN
 from aecluster.training import Validation, read_metrics, train
 
 
@@ -143,6 +144,25 @@ def test_a_caller_that_clusters_after_training_keeps_time_for_it(tmp_path, recip
     assert summary["epochs"] < 2000 and summary["stopped_by_budget"]
     # the epochs ended early enough for the 2 s of clustering that follows in a 12 s budget
     assert time.monotonic() - t0 + 2 <= 12
+
+
+def test_fine_tuning_keeps_time_for_the_clustering_it_starts_with(tmp_path, recipe, monkeypatch):
+    images, _ = two_kinds(64)
+    monkeypatch.setattr(training, "fit_cluster_pipeline", _SlowPipeline)  # estimated: 2 s
+    fit = SCAN.fit
+
+    def slow_fit(self, X, y=None):  # and fine-tuning's own clustering takes 2 s too
+        time.sleep(2)
+        return fit(self, X, y)
+
+    monkeypatch.setattr(SCAN, "fit", slow_fit)
+    # with a contrastive loss an epoch and a fine-tuning epoch cost alike: two encoder passes
+    both = apply_overrides(_fill(recipe), ["loss.contrastive=1.0"])
+    t0 = time.monotonic()
+    summary = train(images, both, tmp_path / "m.pth", budget_minutes=0.2, progress=False)
+    # the epochs left the 2 s of clustering out of their share, so fine-tuning ran to its end
+    assert summary["finetune_epochs"] == summary["finetune_epochs_planned"] >= 1
+    assert time.monotonic() - t0 <= 12
 
 
 def test_val_scoring_is_left_out_of_the_budget(tmp_path, recipe, monkeypatch):

@@ -6,8 +6,9 @@ keeps its share of it. With `train.fill_budget` the plan may run longer than `tr
 small set gets many epochs out of a 10-minute budget); without it `train.epochs` is the most.
 An epoch that would outlast the budget is ended where the budget ends (`training`). What follows
 the last epoch and grows with the number of images (embedding every image, for SCAN and for the
-final clustering, and that clustering itself) is measured on a sample before the first epoch and
-kept out of the epochs' share: on a large set it may need more than the budget's last 7%.
+final clustering, and the clustering itself: SCAN's heads before fine-tuning, or the caller's) is
+measured on a sample before the first epoch and kept out of the epochs' share: on a large set it
+may need more than the budget's last 7%.
 A plan depends on timing, so it is printed and recorded in the checkpoint: training again with
 `--set train.epochs=E --set finetune.epochs=F` and no budget reproduces a run exactly.
 """
@@ -18,8 +19,8 @@ import math
 from dataclasses import dataclass
 
 # the share planned for epochs of what the budget leaves after what follows the last epoch (the
-# final embedding and clustering, measured before the first epoch); the rest covers the SCAN
-# heads and an epoch slower than the ones measured
+# final embedding and clustering, measured before the first epoch); the rest covers epochs
+# slower than the ones measured
 USE = 0.93
 MAX_EPOCHS = 2000
 KEEP = 0.95  # a filling plan is kept while it is projected to use at least this share of USE
@@ -58,9 +59,9 @@ def plan(
 ) -> Plan:
     """The epochs (total, counting those done) and fine-tuning epochs that fit in the budget.
 
-    `epoch_minutes` is the expected cost of one more epoch, and of a fine-tuning epoch (two
-    encoder passes and one decoder pass; more than that where the autoencoder reconstructs only
-    a share of each batch, so fine-tuning also stops where the budget ends). Fine-tuning keeps
+    `epoch_minutes` is the expected cost of one more epoch, and of a fine-tuning epoch (both
+    encode two views of every image and decode `loss.reconstruct_share` of them; fine-tuning
+    also stops where the budget ends). Fine-tuning keeps
     the recipe's ratio to the autoencoder epochs, and is planned only as far as it fits: with no
     time left there is none.
     `after_minutes` is the measured cost of what follows the epochs; the epochs and fine-tuning

@@ -212,13 +212,13 @@ def embed_sample(
     return (time.monotonic() - t0) / 60 / len(codes), codes
 
 
-def clustering_minutes(recipe: dict, codes: np.ndarray, n: int) -> float:
+def clustering_minutes(recipe: dict, codes: np.ndarray, n: int, fitted: int | None = None) -> float:
     """Expected minutes of the recipe's clustering of `n` codes, timed on the first half and on
     all of `codes` (a sample) and extrapolated: the fit grows as size**p, p measured from the
     two timings (clipped to 0.5-2: SCAN's steps are a fixed cost, KernelPCA's kernel is
-    quadratic), on at most `cluster.fit_sample` codes; the rest are placed at the measured
-    cost per code."""
-    fitted = min(n, recipe["cluster"]["fit_sample"])
+    quadratic), on `fitted` codes (default: at most `cluster.fit_sample`); the rest are placed
+    at the measured cost per code."""
+    fitted = min(n, recipe["cluster"]["fit_sample"]) if fitted is None else fitted
     half = codes[: len(codes) // 2]
     seconds = []
     for part in (half, codes):
@@ -395,19 +395,25 @@ def _train(
     last = {"epoch": start_epoch, "loss": float("nan")}
     snapshot = None
     schedule = recipe_plan(recipe)
-    # every image is embedded again after the epochs: before fine-tuning, before choosing the
-    # number of clusters and by a caller that clusters them; on a large set that takes minutes,
-    # and so may the caller's clustering (KernelPCA, t-SNE; a fine-tuned head costs nothing)
+    # what follows the epochs grows with the number of images: every image is embedded again (to
+    # choose the number of clusters, before fine-tuning, by a caller that clusters them) and
+    # clustered (SCAN's heads before fine-tuning, or the caller's clustering: KernelPCA, t-SNE;
+    # a fine-tuned head costs nothing). On a large set that takes minutes.
     finetunes = bool(recipe["finetune"]["epochs"])
     embeds_after = finetunes + (choose_clusters is not None) + clusters_after
-    after_minutes = 0.0
+    after_minutes = before_finetune = 0.0
     if budget and embeds_after:
         per_image, codes = embed_sample(model, images)
-        after_minutes = embeds_after * n * per_image
-        if clusters_after and not finetunes and len(codes) >= 4 * recipe["cluster"]["n_clusters"]:
-            after_minutes += clustering_minutes(recipe, codes, n)
+        clustering = 0.0
+        if (finetunes or clusters_after) and len(codes) >= 4 * recipe["cluster"]["n_clusters"]:
+            clustering = clustering_minutes(recipe, codes, n, fitted=n if finetunes else None)
+        after_minutes = embeds_after * n * per_image + clustering
+        if finetunes:  # all of it but the caller's embedding comes before fine-tuning's epochs
+            before_finetune = after_minutes - clusters_after * n * per_image
     end = epochs_end(budget, after_minutes) if budget else 0.0
     past_end = lambda: bool(budget) and minutes() >= end  # noqa: E731
+    # fine-tuning's epochs (planned to end by `end`) start after their share of what follows
+    past_finetune_end = lambda: bool(budget) and minutes() >= end + before_finetune  # noqa: E731
     if start_epoch and budget:  # resumed: plan the rest from the speed so far
         epoch_minutes = prior_minutes / start_epoch
         schedule = plan(recipe, budget, prior_minutes, start_epoch, epoch_minutes,
@@ -524,7 +530,8 @@ def _train(
     recipe = {**recipe, "finetune": {**recipe["finetune"], "epochs": schedule.finetune_epochs}}
     finetuned = 0
     if recipe["finetune"]["epochs"]:
-        head, finetuned = scan_finetune(model, images, recipe, layout, progress, workers, past_end)
+        head, finetuned = scan_finetune(model, images, recipe, layout, progress, workers,
+                                        past_finetune_end)  # fmt: skip
         final_recipe = {**recipe, "cluster": {**recipe["cluster"], "method": head}}
         weights = {k: v.cpu() for k, v in model.state_dict().items()}
     summary = {
