@@ -61,9 +61,8 @@ def plan(
 
     `epoch_minutes` is the expected cost of one more epoch, and of a fine-tuning epoch (both
     encode two views of every image and decode `loss.reconstruct_share` of them; fine-tuning
-    also stops where the budget ends). Fine-tuning keeps
-    the recipe's ratio to the autoencoder epochs, and is planned only as far as it fits: with no
-    time left there is none.
+    also stops where the budget ends). Fine-tuning keeps the recipe's ratio to the autoencoder
+    epochs, and is planned only as far as it fits: with no time left there is none.
     `after_minutes` is the measured cost of what follows the epochs; the epochs and fine-tuning
     end by USE of what the budget leaves after it. At least the
     epochs done are planned, and at least one. The `current`
