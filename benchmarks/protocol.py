@@ -3,7 +3,7 @@ standard deviation over seeds.
 
     python benchmarks/protocol.py --recipe best --budget-minutes 10 --seeds 0 1 2 \
         [--set train.precision=bf16 ...] [--sets dev cifar digits] [--log runs.jsonl] \
-        [--device cuda --jobs 9] [--keep-runs DIR]
+        [--device cuda --jobs 9] [--keep-runs DIR] [--also 'cluster.tta={flip=true}']
 
 - dev: trained on hw9like trainX (8500 images, 2 clusters), scored on devX (2000 labelled
   images the recipe never trained on); val (500) is reported beside it, as the homework does.
@@ -36,6 +36,8 @@ import torch
 from aecluster.demo import digits_images
 from aecluster.estimator import AECluster
 from aecluster.metrics import scores
+from aecluster.predict import predict
+from aecluster.recipes import apply_overrides
 
 DATA = Path(os.environ.get("AECLUSTER_DATA",
                          Path(__file__).resolve().parents[1].parent / "shared/data"))  # fmt: skip
@@ -62,7 +64,7 @@ def load_set(name: str) -> tuple[np.ndarray, int, dict[str, tuple[np.ndarray, np
 
 def run(name: str, recipe: str, budget: float | None, seed: int, settings: list[str],
         device: str = "cpu", threads: int | None = None,
-        runs: Path | None = None) -> dict:  # fmt: skip
+        runs: Path | None = None, also: tuple[str, ...] = ()) -> dict:  # fmt: skip
     if threads:
         torch.set_num_threads(threads)
     train_images, k, scored = load_set(name)
@@ -80,6 +82,11 @@ def run(name: str, recipe: str, budget: float | None, seed: int, settings: list[
         # the training images are scored by their clustering in fit
         labels = model.labels_ if images is train_images else predicted[what]
         row[what] = {m: round(v, 4) for m, v in scores(truth, labels).items()}
+    for setting in also:  # the same trained model clustering another way: a paired comparison
+        other = apply_overrides(model.recipe_, [setting])
+        for what, (images, truth) in scored.items():
+            labels = predict(model.model_, other, images)
+            row[f"{what}, {setting}"] = {m: round(v, 4) for m, v in scores(truth, labels).items()}
     return row
 
 
@@ -129,11 +136,14 @@ def main() -> None:
     ap.add_argument("--table-only", action="store_true")
     ap.add_argument("--keep-runs", type=Path, default=None,
                     help="keep each run's epoch checkpoints in DIR/SET_seedN")  # fmt: skip
+    ap.add_argument("--also", action="append", default=[], metavar="cluster.KEY=VALUE",
+                    help="also score each trained model clustering with this setting (paired); "
+                    "the clustering fits anew on the scored images")  # fmt: skip
     args = ap.parse_args()
     if not args.table_only:
         code = code_version()
         todo = [(name, args.recipe, args.budget_minutes, seed, args.settings, args.device,
-                 1 if args.jobs > 1 else None, args.keep_runs)
+                 1 if args.jobs > 1 else None, args.keep_runs, tuple(args.also))
                 for seed in args.seeds for name in args.sets]  # fmt: skip
         with ProcessPoolExecutor(args.jobs) as pool:
             for row in pool.map(run, *zip(*todo, strict=True)):

@@ -180,10 +180,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         images = _read(args.val_x, args).images
         truth = load_labels(args.val_y, len(images))
         # with --data, val is clustered together with the training images, as hw9_best.sh does
+        tta = recipe["cluster"]["tta"]
         context = (
-            embed(model, _read(args.data, args).images, _progress(args)) if args.data else None
+            embed(model, _read(args.data, args).images, _progress(args), tta) if args.data else None
         )
-        labels = cluster_codes(embed(model, images), recipe, _n_clusters(args.n_clusters), context)
+        codes = embed(model, images, tta=tta)
+        labels = cluster_codes(codes, recipe, _n_clusters(args.n_clusters), context)
         result = scores(truth, labels)
         result["recon_mse"] = float(reconstruction_errors(model, images).mean())
     print(json.dumps({k: round(v, 4) for k, v in result.items()}))

@@ -147,7 +147,7 @@ class AECluster(ClusterMixin, TransformerMixin, BaseEstimator):
             )  # fmt: skip
             self._adopt(load_checkpoint(out))
         self.paths_, self.skipped_ = data.paths, data.skipped
-        self.codes_ = embed(self.model_, data.images, self.verbose)
+        self.codes_ = self.transform(data)
         self._fit_clustering(self.codes_)
         self.n_clusters_ = self.recipe_["cluster"]["n_clusters"]
         return self
@@ -166,7 +166,8 @@ class AECluster(ClusterMixin, TransformerMixin, BaseEstimator):
     def transform(self, X: Source | ImageSet) -> np.ndarray:
         """Latent codes (N, d) of images."""
         check_is_fitted(self, "model_")
-        return embed(self.model_, self._images(X).images, self.verbose)
+        tta = self.recipe_["cluster"]["tta"]
+        return embed(self.model_, self._images(X).images, self.verbose, tta)
 
     def predict(self, X: Source | ImageSet) -> np.ndarray:
         """Clusters of new images, with the fitted model and clustering (nothing is refitted)."""
@@ -204,7 +205,7 @@ class AECluster(ClusterMixin, TransformerMixin, BaseEstimator):
         if images is not None:
             data = est._images(images)
             est.paths_, est.skipped_ = data.paths, data.skipped
-            est.codes_ = embed(est.model_, data.images, est.verbose)
+            est.codes_ = est.transform(data)
             est._fit_clustering(est.codes_)
         elif recipe["cluster"]["method"]["name"] == "head" and not recipe["cluster"]["reduce"]:
             est.pipeline_ = ClusterPipeline.prefitted_head(recipe["cluster"])

@@ -11,6 +11,8 @@ labels new images too.
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -38,11 +40,14 @@ def scan_finetune(
     progress: bool = True,
     workers: int = 0,
     out_of_time: Callable[[], bool] = lambda: False,
+    another_fits: Callable[[float], bool] = lambda minutes: False,
 ) -> tuple[dict, int]:
     """Fine-tune `model` in place on uint8 images (in RAM or memory-mapped); return the head
     as a `cluster.method` and the number of epochs finished. Ends early, after the batch where
     `out_of_time()` turns true (a time budget: the planner's estimate of a fine-tuning epoch may
-    be short)."""
+    be short). After the planned `finetune.epochs`, runs more while `another_fits(minutes)`,
+    given the measured minutes of a fine-tuning epoch (a budget whose planned share of what
+    precedes fine-tuning, timed on a sample before the epochs, was not all used)."""
     cfg, cluster = recipe["finetune"], recipe["cluster"]
     device = next(model.parameters()).device
     place = lambda t: to_device(t, device, layout)  # noqa: E731
@@ -57,8 +62,14 @@ def scan_finetune(
                                  weight_decay=cfg["weight_decay"])  # fmt: skip
     n, k, bs = len(images), neighbors.shape[1], recipe["train"]["batch_size"]
     seed = recipe["train"]["seed"] * 100_003 + recipe["train"]["epochs"]
-    finished = 0
-    for epoch in progress_bar(range(cfg["epochs"]), desc="SCAN fine-tuning", enabled=progress):
+    finished, t0 = 0, time.monotonic()
+    bar = progress_bar(itertools.count(), desc="SCAN fine-tuning", total=cfg["epochs"],
+                       enabled=progress)  # fmt: skip
+    for epoch in bar:
+        if epoch >= cfg["epochs"] and not another_fits(
+            (time.monotonic() - t0) / 60 / max(epoch, 1)
+        ):
+            break
         if out_of_time():
             if progress:
                 tqdm.write(

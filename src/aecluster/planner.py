@@ -8,7 +8,9 @@ An epoch that would outlast the budget is ended where the budget ends (`training
 the last epoch and grows with the number of images (embedding every image, for SCAN and for the
 final clustering, and the clustering itself: SCAN's heads before fine-tuning, or the caller's) is
 measured on a sample before the first epoch and kept out of the epochs' share: on a large set it
-may need more than the budget's last 7%.
+may need more than the budget's last 7%. With `train.fill_budget`, the time that estimate or the
+whole-epoch rounding of fine-tuning leaves goes to more fine-tuning epochs, each started only
+where the measured length of one still fits (`training`).
 A plan depends on timing, so it is printed and recorded in the checkpoint: training again with
 `--set train.epochs=E --set finetune.epochs=F` and no budget reproduces a run exactly.
 """

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from aecluster.cluster import ClusterPipeline, pipeline_from_recipe
 from aecluster.data import as_images, iter_batches
@@ -24,16 +25,43 @@ def _batches(images: np.ndarray, desc: str, progress: bool):
                 leave=False)  # fmt: skip
 
 
+NO_TTA = {"flip": False, "crops": 0, "scale": 1.0}
+CORNERS = ((0, 0), (0, 1), (1, 0), (1, 1), (0.5, 0.5))  # where a crop sits, as shares of the room
+
+
+def tta_views(x: torch.Tensor, tta: dict) -> list[torch.Tensor]:
+    """The fixed views of a batch whose codes `cluster.tta` averages: the images, `crops`
+    crops of `scale` of their side (the four corners, then the centre) resized back to the
+    images' size, and with `flip` the mirror image of each."""
+    side = x.shape[-1]
+    c = max(1, round(side * tta["scale"]))
+    views = [x]
+    for top, left in CORNERS[: tta["crops"]]:
+        i, j = round(top * (side - c)), round(left * (side - c))
+        crop = x[..., i : i + c, j : j + c]
+        views.append(F.interpolate(crop, size=x.shape[-2:], mode="bilinear", align_corners=False))
+    return views + [v.flip(-1) for v in views] if tta["flip"] else views
+
+
+def n_tta_views(tta: dict) -> int:
+    return (1 + tta["crops"]) * (2 if tta["flip"] else 1)
+
+
 @torch.inference_mode()
-def embed(model: AutoEncoder, images: np.ndarray, progress: bool = False) -> np.ndarray:
-    """Latent codes (N, latent_dim) of images, encoder only, in batches."""
+def embed(
+    model: AutoEncoder, images: np.ndarray, progress: bool = False, tta: dict = NO_TTA
+) -> np.ndarray:
+    """Latent codes (N, latent_dim) of images, encoder only, in batches; with `tta` (a recipe's
+    `cluster.tta`) each code is the mean over the image's test views."""
     images = as_images(images, "images")
     model.eval()
     device = next(model.parameters()).device
     codes = np.empty((len(images), model.latent_dim), dtype=np.float32)
     for start, x in zip(range(0, len(images), BATCH), _batches(images, "embed", progress),
                         strict=True):  # fmt: skip
-        codes[start : start + len(x)] = model.encode(x.to(device)).float().cpu().numpy()
+        views = tta_views(x.to(device), tta)
+        code = sum(model.encode(v).float() for v in views) / len(views)
+        codes[start : start + len(x)] = code.cpu().numpy()
     return codes
 
 
@@ -42,14 +70,14 @@ class EncodedImages:
     sample of a large set embeds the sample, then places the rest chunk by chunk, and never
     holds every code at once."""
 
-    def __init__(self, model: AutoEncoder, images: np.ndarray) -> None:
-        self.model, self.images = model, as_images(images, "images")
+    def __init__(self, model: AutoEncoder, images: np.ndarray, tta: dict = NO_TTA) -> None:
+        self.model, self.images, self.tta = model, as_images(images, "images"), tta
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray:
-        return embed(self.model, self.images[rows])
+        return embed(self.model, self.images[rows], tta=self.tta)
 
 
 @torch.inference_mode()
@@ -101,8 +129,8 @@ def cluster_images(
 ) -> ClusterPipeline:
     """The recipe's clustering fitted on the codes of `images`; above `cluster.fit_sample`
     images only the sample's codes are computed for fitting, the rest as they are placed."""
-    small = len(images) <= recipe["cluster"]["fit_sample"]
-    codes = embed(model, images, progress) if small else EncodedImages(model, images)
+    small, tta = len(images) <= recipe["cluster"]["fit_sample"], recipe["cluster"]["tta"]
+    codes = embed(model, images, progress, tta) if small else EncodedImages(model, images, tta)
     return fit_cluster_pipeline(codes, recipe, n_clusters)
 
 

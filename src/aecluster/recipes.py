@@ -72,6 +72,10 @@ DEFAULTS: dict[str, Any] = {
         # above this many images, reduction and clustering are fitted on a seeded sample of
         # this many and applied to the rest (bounded memory for any N)
         "fit_sample": FIT_SAMPLE,
+        # test-time augmentation: the code clustered is the mean of the encoder's codes of fixed
+        # views of the image: itself, `crops` crops of `scale` of its side (corners, then the
+        # centre) resized back, and with `flip` the mirror image of each; see predict.tta_views
+        "tta": {"flip": False, "crops": 0, "scale": 0.85},
     },
     # SCAN's second step, after the autoencoder epochs: fit the recipe's `scan` clustering on the
     # chosen checkpoint's codes, then train encoder, decoder and the chosen head together for
@@ -134,6 +138,7 @@ SCHEMA = Table(
             "method": Spec(CLUSTERERS),
             "seed": SEED,
             "fit_sample": Int(100, 10**7),
+            "tta": Table({"flip": Bool(), "crops": Int(0, 5), "scale": Real(0.5, 1)}),
         }),
         "finetune": Table({
             "epochs": Int(0, 100_000),

@@ -217,7 +217,7 @@ def checkpoints_figure(m: Model, out: Path, train: np.ndarray | None) -> Section
 def visualization_figure(
     m: Model, images: np.ndarray, out: Path, name: Callable[[int], str] = DEFAULT_NAMES
 ) -> Section:
-    codes = embed(m.model, images, progress=True)
+    codes = embed(m.model, images, progress=True, tta=m.recipe["cluster"]["tta"])
     y = (np.arange(len(images)) >= len(images) // 2).astype(int)
     seed = m.recipe["cluster"]["seed"]
     pca = PCA(2, random_state=seed).fit_transform(codes)
@@ -380,10 +380,11 @@ def _load(path: Path, data: HomeworkData) -> Model:
         path.stem, model, recipe, run, selected_epoch=load_checkpoint(path).get("selected_epoch")
     )
     if data.val_x is not None and data.val_y is not None:
-        m.val_codes = embed(model, data.val_x)
+        tta = recipe["cluster"]["tta"]
+        m.val_codes = embed(model, data.val_x, tta=tta)
         # val is clustered together with trainX when there is one, as hw9_best.sh clusters
         # trainX: neighbour-based clustering (SCAN) needs more than a few hundred points
-        context = None if data.train is None else embed(model, data.train)
+        context = None if data.train is None else embed(model, data.train, tta=tta)
         pipe = fit_cluster_pipeline(m.val_codes, recipe, len(np.unique(data.val_y)), context)
         m.val_labels = pipe.labels_[-len(m.val_codes) :]
         m.val_embedding = pipe.embedding_[-len(m.val_codes) :]

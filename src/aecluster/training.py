@@ -43,7 +43,13 @@ from aecluster.metrics import scores
 from aecluster.models import AutoEncoder, build_model
 from aecluster.optim import LR_SCHEDULES, build_optimizer
 from aecluster.planner import Plan, epochs_end, plan, recipe_plan
-from aecluster.predict import cluster_codes, embed, fit_cluster_pipeline, reconstruction_errors
+from aecluster.predict import (
+    cluster_codes,
+    embed,
+    fit_cluster_pipeline,
+    n_tta_views,
+    reconstruction_errors,
+)
 from aecluster.progress import progress_bar
 from aecluster.recipes import complete
 from aecluster.seeding import TrainingDiverged, check_finite, seed_everything
@@ -238,8 +244,9 @@ def validation_scores(
 ) -> dict:
     """Labelled images' scores of one checkpoint (reporting only), clustered together with the
     training images as hw9_best.sh clusters them."""
-    context = embed(model, _metrics_sample(images, recipe))
-    labels = cluster_codes(embed(model, val.images), recipe, context=context)
+    tta = recipe["cluster"]["tta"]
+    context = embed(model, _metrics_sample(images, recipe), tta=tta)
+    labels = cluster_codes(embed(model, val.images, tta=tta), recipe, context=context)
     model.train()
     return {f"val_{k}": v for k, v in scores(val.labels, labels).items()}
 
@@ -407,13 +414,19 @@ def _train(
         clustering = 0.0
         if (finetunes or clusters_after) and len(codes) >= 4 * recipe["cluster"]["n_clusters"]:
             clustering = clustering_minutes(recipe, codes, n, fitted=n if finetunes else None)
-        after_minutes = embeds_after * n * per_image + clustering
+        # the caller embeds every image's test views (cluster.tta)
+        caller = clusters_after * n * per_image * n_tta_views(recipe["cluster"]["tta"])
+        after_minutes = (embeds_after - clusters_after) * n * per_image + caller + clustering
         if finetunes:  # all of it but the caller's embedding comes before fine-tuning's epochs
-            before_finetune = after_minutes - clusters_after * n * per_image
+            before_finetune = after_minutes - caller
     end = epochs_end(budget, after_minutes) if budget else 0.0
     past_end = lambda: bool(budget) and minutes() >= end  # noqa: E731
     # fine-tuning's epochs (planned to end by `end`) start after their share of what follows
     past_finetune_end = lambda: bool(budget) and minutes() >= end + before_finetune  # noqa: E731
+    # what precedes fine-tuning is estimated on a sample, and fine-tuning is planned in whole
+    # epochs: a filled budget gives what they leave to more fine-tuning epochs
+    fills = bool(budget) and cfg["fill_budget"]
+    another_fits = lambda m: fills and minutes() + m <= end + before_finetune  # noqa: E731
     if start_epoch and budget:  # resumed: plan the rest from the speed so far
         epoch_minutes = prior_minutes / start_epoch
         schedule = plan(recipe, budget, prior_minutes, start_epoch, epoch_minutes,
@@ -531,8 +544,10 @@ def _train(
     finetuned = 0
     if recipe["finetune"]["epochs"]:
         head, finetuned = scan_finetune(model, images, recipe, layout, progress, workers,
-                                        past_finetune_end)  # fmt: skip
-        final_recipe = {**recipe, "cluster": {**recipe["cluster"], "method": head}}
+                                        past_finetune_end, another_fits)  # fmt: skip
+        ran = max(finetuned, schedule.finetune_epochs)  # what reproduces this run
+        final_recipe = {**recipe, "cluster": {**recipe["cluster"], "method": head},
+                        "finetune": {**recipe["finetune"], "epochs": ran}}  # fmt: skip
         weights = {k: v.cpu() for k, v in model.state_dict().items()}
     summary = {
         "n_clusters": recipe["cluster"]["n_clusters"],
