@@ -5,10 +5,14 @@ were, so what differs is fine-tuning's alone (and seeds do not move the comparis
     python benchmarks/finetune_paired.py RUNS --log benchmarks/protocol_runs.jsonl \
         --set loss.reconstruct_share=1.0
 
+    python benchmarks/finetune_paired.py RUNS --log LOG --other-epochs finished
+
 For each protocol run kept in RUNS/SET_seedN, its last epoch's checkpoint is fine-tuned for the
 fine-tuning epochs its run planned (read from the run's row of --log), without a budget: once
-with the run's recipe and once with the --set settings. Both are scored as the protocol scores
-(labels only to score). Prints a markdown table of the accuracies and the paired differences.
+with the run's recipe and once with the --set settings, or, with `--other-epochs finished`, for
+as many epochs as the run finished (a filled budget may run more than it planned). Both are
+scored as the protocol scores (labels only to score). Prints a markdown table of the accuracies
+and the paired differences.
 """
 
 from __future__ import annotations
@@ -49,11 +53,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", type=Path)
     ap.add_argument("--log", type=Path, required=True)
-    ap.add_argument("--set", action="append", default=[], dest="settings", required=True)
+    ap.add_argument("--set", action="append", default=[], dest="settings")
+    ap.add_argument("--other-epochs", choices=("planned", "finished"), default="planned")
     args = ap.parse_args()
+    if not args.settings and args.other_epochs == "planned":
+        ap.error("nothing to compare: give --set or --other-epochs finished")
     rows = [json.loads(line) for line in args.log.read_text().splitlines() if line.strip()]
-    print("| run | epochs + fine-tuning | scored on | as run | with " + " ".join(args.settings)
-          + " | difference |\n|---|---|---|---|---|---|")  # fmt: skip
+    other_name = " ".join(args.settings) or "the epochs finished"
+    print(f"| run | epochs + fine-tuning | scored on | planned | with {other_name} | difference |"
+          "\n|---|---|---|---|---|---|")  # fmt: skip
     diffs: dict[str, list[float]] = {}
     for run_dir in sorted(p for p in args.runs.iterdir() if p.is_dir()):
         name, seed = run_dir.name.rsplit("_seed", 1)
@@ -61,12 +69,13 @@ def main() -> None:
         epoch, path = max(epoch_checkpoints(run_dir))
         state = load_checkpoint(path)
         ft = row["finetune_epochs_planned"]
+        other_ft = row["finetune_epochs"] if args.other_epochs == "finished" else ft
         base = finetuned_accuracy(state, ft, [], name)
-        other = finetuned_accuracy(state, ft, args.settings, name)
+        other = finetuned_accuracy(state, other_ft, args.settings, name)
         for what in base:
             d = other[what] - base[what]
             diffs.setdefault(what, []).append(d)
-            print(f"| {run_dir.name} | {epoch} + {ft} | {what} | {base[what]:.4f} | "
+            print(f"| {run_dir.name} | {epoch} + {ft} / {other_ft} | {what} | {base[what]:.4f} | "
                   f"{other[what]:.4f} | {d:+.4f} |", flush=True)  # fmt: skip
     for what, d in diffs.items():
         print(f"\n{what}: mean difference {np.mean(d):+.4f} +- {np.std(d):.4f} over {len(d)} runs")

@@ -15,6 +15,8 @@ Each run trains with `AECluster(recipe, budget_minutes, random_state=seed)`: wit
 planner fills it. Labels are used only to score. Each run's result is appended to --log as a
 JSON line, with the commit the code ran from; the table of means (one row per code, recipe,
 budget and settings) is printed at the end, and can be rebuilt from a log with --table-only.
+`--also cluster.KEY=VALUE` scores each trained model a second way too (a clustering setting
+needs no retraining); its rows give the mean paired difference from the recipe's own way.
 The data are read from ../shared/data, or from $AECLUSTER_DATA. `--jobs N` runs N (set, seed)
 runs at once in separate processes of one thread each: for a machine with many cores or a GPU,
 never for timings on the 2-core CPU.
@@ -108,7 +110,7 @@ def table(rows: list[dict]) -> str:
                " ".join(r["settings"]))  # fmt: skip
         groups.setdefault(key, []).append(r)
     out = ["| code | device | recipe | budget | settings | scored on | seeds | accuracy | NMI | "
-           "minutes |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+           "paired difference | minutes |", "|---" * 11 + "|"]  # fmt: skip
     for (code, device, recipe, budget, settings), runs in groups.items():
         scored = sorted({k for r in runs for k, v in r.items() if isinstance(v, dict)})
         for what in scored:
@@ -116,9 +118,13 @@ def table(rows: list[dict]) -> str:
             acc = np.array([r[what]["accuracy"] for r in have])
             nmi = np.array([r[what]["nmi"] for r in have])
             mins = np.array([r["minutes"] for r in have])
+            # an --also row against the same runs scored the recipe's own way
+            base = what.split(", ", 1)[0]
+            diff = np.array([r[what]["accuracy"] - r[base]["accuracy"] for r in have])
+            paired = f"{diff.mean():+.4f} +- {diff.std():.4f}" if base != what else "-"
             out.append(f"| {code} | {device} | {recipe} | {budget} | {settings or '-'} | {what} | "
                        f"{len(have)} | {acc.mean():.3f} +- {acc.std():.3f} | {nmi.mean():.3f} | "
-                       f"{mins.mean():.1f} |")  # fmt: skip
+                       f"{paired} | {mins.mean():.1f} |")  # fmt: skip
     return "\n".join(out)
 
 
