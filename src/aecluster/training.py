@@ -422,11 +422,12 @@ def _train(
     end = epochs_end(budget, after_minutes) if budget else 0.0
     past_end = lambda: bool(budget) and minutes() >= end  # noqa: E731
     # fine-tuning's epochs (planned to end by `end`) start after their share of what follows
-    past_finetune_end = lambda: bool(budget) and minutes() >= end + before_finetune  # noqa: E731
+    finetune_end = end + before_finetune
+    past_finetune_end = lambda: bool(budget) and minutes() >= finetune_end  # noqa: E731
     # what precedes fine-tuning is estimated on a sample, and fine-tuning is planned in whole
     # epochs: a filled budget gives what they leave to more fine-tuning epochs
     fills = bool(budget) and cfg["fill_budget"]
-    another_fits = lambda m: fills and minutes() + m <= end + before_finetune  # noqa: E731
+    another_fits = lambda m: fills and minutes() + m <= finetune_end  # noqa: E731
     if start_epoch and budget:  # resumed: plan the rest from the speed so far
         epoch_minutes = prior_minutes / start_epoch
         schedule = plan(recipe, budget, prior_minutes, start_epoch, epoch_minutes,
