@@ -50,19 +50,6 @@ def nt_xent(*views: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     return -log_prob[positive].view(v * n, v - 1).mean()
 
 
-def cluster_contrastive(logits1: torch.Tensor, logits2: torch.Tensor) -> torch.Tensor:
-    """Contrastive Clustering's cluster-level loss (Li et al. 2021) on two views' (B, K) logits.
-
-    Each cluster is the column of its assignment probabilities over the batch; a cluster's column
-    in one view is pulled to the same cluster's column in the other and pushed from the other
-    clusters' (NT-Xent on the 2K columns, temperature 1). Minus the entropy of each view's
-    mean assignment keeps every cluster in use (without it one cluster takes every image).
-    """
-    p1, p2 = logits1.float().softmax(1), logits2.float().softmax(1)
-    entropy = sum(-(q * q.clamp_min(1e-12).log()).sum() for q in (p1.mean(0), p2.mean(0)))
-    return nt_xent(p1.T, p2.T, temperature=1.0) - entropy
-
-
 def reconstructed(loss: dict, batch: int) -> int:
     """How many images of a batch the decoder reconstructs: `loss.reconstruct_share` of them,
     at least 2 (BatchNorm needs 2)."""

@@ -55,11 +55,6 @@ DEFAULTS: dict[str, Any] = {
         # with a contrastive loss: the share of each batch the decoder reconstructs (every
         # image is encoded); less than 1 buys epochs under a time budget
         "reconstruct_share": 1.0,
-        # with a contrastive loss: Contrastive Clustering's cluster-level loss on a head of
-        # `clusters` outputs trained with the encoder (0: cluster.n_clusters); the head shapes the
-        # codes for clustering and is then dropped (SCAN or the clustering method labels images)
-        "clustering": 0.0,
-        "clusters": 0,
     },
     # transforms applied to the autoencoder's input (denoising/augmentation), and to the two
     # views of the contrastive loss; see aecluster.augment.TRANSFORMS
@@ -130,8 +125,6 @@ SCHEMA = Table(
             "kl": WEIGHT,
             "temperature": Real(0.01, 100),
             "reconstruct_share": Real(0, 1, lo_open=True),
-            "clustering": WEIGHT,
-            "clusters": Int(0, 10_000),
         }),
         "augment": Named(TRANSFORMS),
         "views": Named(TRANSFORMS),

@@ -38,13 +38,7 @@ from aecluster.files import (
     write_text_atomic,
 )
 from aecluster.finetune import scan_finetune
-from aecluster.losses import (
-    ProjectionHead,
-    RotationHead,
-    cluster_contrastive,
-    nt_xent,
-    reconstructed,
-)
+from aecluster.losses import ProjectionHead, RotationHead, nt_xent, reconstructed
 from aecluster.metrics import scores
 from aecluster.models import AutoEncoder, build_model
 from aecluster.optim import LR_SCHEDULES, build_optimizer
@@ -82,10 +76,6 @@ class Objective(nn.Module):
         self.rotation_head = RotationHead(model.latent_dim) if self.weights["rotation"] else None
         self.projection = ProjectionHead(model.latent_dim) if self.weights["contrastive"] else None
         self.crops = recipe["crops"]["count"] if self.projection is not None else 0
-        clusters = self.weights["clusters"] or recipe["cluster"]["n_clusters"]
-        self.cluster_head = (ProjectionHead(model.latent_dim, out_dim=clusters)
-                             if self.projection is not None and self.weights["clustering"]
-                             else None)  # fmt: skip
         if self.crops and not model.any_size:
             raise InputError(
                 "crops.count needs a model whose latent code is pooled over the image "
@@ -123,9 +113,6 @@ class Objective(nn.Module):
                 small = self.crop_views(x.repeat(self.crops, 1, 1, 1), g)
                 projections += self.projection(self.model.encode(place(small))).chunk(self.crops)
             terms["contrastive"] = nt_xent(*projections, temperature=w["temperature"])
-            if self.cluster_head is not None:
-                logits = self.cluster_head(latent), self.cluster_head(z2)
-                terms["clustering"] = cluster_contrastive(*logits)
         terms["loss"] = sum(w[name] * value for name, value in terms.items())
         return terms
 
