@@ -22,10 +22,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from protocol import load_set
 
 from aecluster.checkpoint import load_checkpoint, model_from_state
+from aecluster.device import memory_layout
 from aecluster.finetune import scan_finetune
 from aecluster.metrics import scores
 from aecluster.predict import predict
@@ -38,7 +38,7 @@ def finetuned_accuracy(state: dict, epochs: int, settings: list[str], name: str)
     model, recipe = model_from_state(state)
     recipe = apply_overrides(recipe, settings)
     recipe = {**recipe, "finetune": {**recipe["finetune"], "epochs": epochs}}
-    layout = torch.channels_last if recipe["train"]["channels_last"] else torch.contiguous_format
+    layout = memory_layout(recipe["train"]["channels_last"])
     model = model.to(memory_format=layout)
     images, _, scored = load_set(name)
     head, _ = scan_finetune(model, images, recipe, layout, progress=False)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from aecluster.data import load_images, to_tensor
-from aecluster.device import autocast
+from aecluster.device import autocast, memory_layout
 from aecluster.models import build_model
 from aecluster.optim import build_optimizer
 from aecluster.predict import embed
@@ -33,7 +33,7 @@ def train_speed(
 ) -> float:
     torch.manual_seed(0)
     model = build_model(recipe["model"]["name"], **recipe["model"]["params"])
-    layout = torch.channels_last if channels_last else torch.contiguous_format
+    layout = memory_layout(channels_last)
     objective = Objective(model, recipe, layout).to(memory_format=layout)
     opt = build_optimizer(objective.parameters(), recipe["train"])
     bs = recipe["train"]["batch_size"]

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from aecluster.augment import build_augment, rotate90
 from aecluster.checkpoint import load_checkpoint, save_checkpoint
 from aecluster.data import as_images, batch_loader, fingerprint, to_tensor
-from aecluster.device import autocast, resolve_device, to_device
+from aecluster.device import autocast, memory_layout, resolve_device, to_device
 from aecluster.distributed import Group, process_group, wrap
 from aecluster.errors import InputError
 from aecluster.files import (
@@ -58,14 +58,14 @@ from aecluster.selection import choose_checkpoint, needs_stability, partition_st
 CHECKPOINT_RE = re.compile(r"epoch_(\d+)\.pth$")
 
 
-CONTIGUOUS = torch.contiguous_format
-
-
 class Objective(nn.Module):
     """Reconstruction MSE plus the auxiliary losses the recipe switches on, and their heads."""
 
     def __init__(
-        self, model: AutoEncoder, recipe: dict, layout: torch.memory_format = CONTIGUOUS
+        self,
+        model: AutoEncoder,
+        recipe: dict,
+        layout: torch.memory_format = torch.contiguous_format,
     ) -> None:
         super().__init__()
         self.model = model
@@ -382,7 +382,7 @@ def _train(
 
     seed_everything(cfg["seed"])
     model = build_model(recipe["model"]["name"], **recipe["model"]["params"])
-    layout = torch.channels_last if cfg["channels_last"] else CONTIGUOUS
+    layout = memory_layout(cfg["channels_last"])
     objective = Objective(model, recipe, layout).to(device, memory_format=layout)
     optimizer = build_optimizer(objective.parameters(), cfg)
 
