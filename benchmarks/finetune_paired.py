@@ -71,7 +71,8 @@ def main() -> None:
         ft = row["finetune_epochs_planned"]
         other_ft = row["finetune_epochs"] if args.other_epochs == "finished" else ft
         base = finetuned_accuracy(state, ft, [], name)
-        other = finetuned_accuracy(state, other_ft, args.settings, name)
+        same = other_ft == ft and not args.settings  # fine-tuning is deterministic
+        other = base if same else finetuned_accuracy(state, other_ft, args.settings, name)
         for what in base:
             d = other[what] - base[what]
             diffs.setdefault(what, []).append(d)
