@@ -1,8 +1,6 @@
 """A configurable convolutional autoencoder covering the reports' improvements as options.
 
 - `widths` sets depth (one stage per entry, each after the first halving the resolution);
-- `blocks`: how many blocks each downsampling stage has (default one each): extra blocks keep
-  the stage's resolution, so depth at the small late stages costs little time;
 - `batchnorm`, `residual` blocks (in the decoder too unless `decoder_residual` is false),
   `downsample` by max-pooling or strided convolution, `upsample` by transposed convolution or
   PixelShuffle;
@@ -67,7 +65,6 @@ class ConvAE(AutoEncoder):
     params = Table(
         {
             "widths": ListOf(Int(1, 1024), 2, 6),
-            "blocks": ListOf(Int(1, 8), 1, 5),
             "batchnorm": Bool(),
             "residual": Bool(),
             "decoder_residual": Bool(),
@@ -80,15 +77,12 @@ class ConvAE(AutoEncoder):
         rules=(
             Rule(lambda p: not p.get("variational") or p.get("bottleneck"),
                  "a variational model needs a bottleneck size"),
-            Rule(lambda p: "blocks" not in p or len(p["blocks"]) == len(p.get("widths", "abcd")) - 1,
-                 "blocks needs one count per stage after the first: len(widths) - 1"),
         ),
     )  # fmt: skip
 
     def __init__(
         self,
         widths: tuple[int, ...] | list[int] = (32, 64, 128, 256),
-        blocks: tuple[int, ...] | list[int] | None = None,
         batchnorm: bool = True,
         residual: bool = False,
         decoder_residual: bool | None = None,
@@ -106,13 +100,11 @@ class ConvAE(AutoEncoder):
         self.variational, self.pool_latent = variational, pool_latent
 
         enc: list[nn.Module] = [conv_bn_relu(3, widths[0], 1, batchnorm)]
-        blocks = list(blocks or [1] * (len(widths) - 1))
-        for cin, cout, n in zip(widths[:-1], widths[1:], blocks, strict=True):
-            stride = 2 if downsample == "stride" else 1
-            enc.append(block(cin, cout, stride, batchnorm, residual))
-            enc += [block(cout, cout, 1, batchnorm, residual) for _ in range(n - 1)]
-            if downsample == "maxpool":
-                enc.append(nn.MaxPool2d(2))
+        for cin, cout in zip(widths, widths[1:], strict=False):
+            if downsample == "stride":
+                enc.append(block(cin, cout, 2, batchnorm, residual))
+            else:
+                enc += [block(cin, cout, 1, batchnorm, residual), nn.MaxPool2d(2)]
         self.encoder = nn.Sequential(*enc)
 
         self.to_latent = self.from_latent = None
