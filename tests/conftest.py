@@ -20,6 +20,9 @@ TINY = [
     'cluster.reduce=[{name="pca",n_components=4}]',
     'cluster.method={name="kmeans"}',
 ]
+# for best and improved, whose contrastive views are smaller than the images: a model whose code
+# is pooled over the image reconstructs views of any even side
+TINY_POOLED = [*TINY, "model.params={widths=[8,16],batchnorm=true,pool_latent=true}"]
 
 
 def two_kinds(n: int = 96, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import REPO, SHARED_DATA, TINY
+from conftest import REPO, SHARED_DATA, TINY_POOLED
 
 from aecluster.data import load_images, load_labels
 from aecluster.predict import read_predictions
@@ -40,7 +40,7 @@ def test_committed_checkpoint_predicts_real_images(tmp_path, name):
 def test_train_script_runs_on_real_images(tmp_path):
     subset = tmp_path / "trainX.npy"
     np.save(subset, np.load(HW9 / "trainX.npy", mmap_mode="r")[:256])
-    env_args = " ".join(f"--set {s}" for s in [*TINY, "train.epochs=1", "finetune.epochs=0"])
+    env_args = " ".join(f"--set {s}" for s in [*TINY_POOLED, "train.epochs=1", "finetune.epochs=0"])
     env_args += " --quiet"
     r = subprocess.run(["bash", str(REPO / "train_best.sh"), str(subset), str(tmp_path / "m.pth")],
                        capture_output=True, text=True, timeout=600,

@@ -181,6 +181,22 @@ def test_multi_crop_adds_small_views_and_needs_a_pooled_latent(tiny_recipe):
         apply_overrides(recipe, ["crops.scale=[0.5, 0.2]"])
 
 
+def test_views_at_their_own_size_are_encoded_and_reconstructed_at_it(tiny_recipe):
+    recipe = apply_overrides(tiny_recipe, ["loss.contrastive=1.0", "views={crop={size=16}}"])
+    objective = Objective(build_model("conv", widths=[8, 16], pool_latent=True), recipe)
+    shapes = []
+    objective.model.encoder.register_forward_hook(lambda m, i, o: shapes.append(i[0].shape))
+    objective.model.decoder.register_forward_hook(lambda m, i, o: shapes.append(o.shape))
+    terms = objective(torch.rand(8, 3, 32, 32) * 2 - 1, torch.Generator().manual_seed(0))
+    assert [tuple(s[-2:]) for s in shapes] == [(16, 16)] * 3
+    assert torch.isfinite(terms["loss"])
+    odd = apply_overrides(recipe, ["views={crop={size=15}}"])
+    with pytest.raises(InputError, match=r"views.crop.size = 15: the model cannot reconstruct"):
+        Objective(build_model("conv", widths=[8, 16], pool_latent=True), odd)
+    with pytest.raises(InputError, match=r"views.crop.size = 16: the model cannot reconstruct"):
+        Objective(build_model("conv", widths=[8, 16], bottleneck=8), recipe)
+
+
 FINETUNE = [
     "cluster.reduce=[]",
     "cluster.method={name='scan',n_heads=2,steps=15,self_label_epochs=2,n_neighbors=5}",

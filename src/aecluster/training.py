@@ -75,6 +75,13 @@ class Objective(nn.Module):
         self.views = build_augment(recipe["views"])
         self.rotation_head = RotationHead(model.latent_dim) if self.weights["rotation"] else None
         self.projection = ProjectionHead(model.latent_dim) if self.weights["contrastive"] else None
+        side = recipe["views"].get("crop", {}).get("size", 0)
+        if self.projection is not None and side and not model.reconstructs(side):
+            raise InputError(
+                f"views.crop.size = {side}: the model cannot reconstruct views of that size (a "
+                "conv model with pool_latent takes a multiple of 2^(stages - 1), others only "
+                "32); set views.crop.size = 0 for the images' own size"
+            )
         self.crops = recipe["crops"]["count"] if self.projection is not None else 0
         if self.crops and not model.any_size:
             raise InputError(

@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from aecluster.data import IMAGE_SIZE
 from aecluster.schema import Table
 
 
@@ -22,6 +23,10 @@ class AutoEncoder(nn.Module):
     latent_dim: int
     any_size: bool = False  # whether `encode` takes images of any size (multi-crop needs it)
     params: ClassVar[Table]  # the constructor's parameters, as a recipe may set them
+
+    def reconstructs(self, side: int) -> bool:
+        """Whether the model encodes and reconstructs side x side images (training views)."""
+        return side == IMAGE_SIZE
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Flat latent code (B, latent_dim); for a VAE, the posterior mean."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aecluster.data import IMAGE_SIZE
 from aecluster.models import register
 from aecluster.models.base import AEOutput, AutoEncoder
 from aecluster.schema import Bool, Int, ListOf, Options, Rule, Table
@@ -94,7 +95,8 @@ class ConvAE(AutoEncoder):
     ) -> None:
         super().__init__()
         widths = list(widths)
-        side = 32 // 2 ** (len(widths) - 1)
+        self.reduction = 2 ** (len(widths) - 1)  # of the side, encoder input to feature map
+        side = IMAGE_SIZE // self.reduction
         self.feature_shape = (widths[-1], side, side)
         flat = widths[-1] * side * side
         self.variational, self.pool_latent = variational, pool_latent
@@ -122,6 +124,9 @@ class ConvAE(AutoEncoder):
                 dec.append(ResBlock(cout, cout, 1, batchnorm))
         dec += [nn.Conv2d(widths[0], 3, 3, 1, 1), nn.Tanh()]
         self.decoder = nn.Sequential(*dec)
+
+    def reconstructs(self, side: int) -> bool:
+        return side == IMAGE_SIZE or (self.any_size and side % self.reduction == 0)
 
     def _code(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(feature map, latent, log-variance or None)."""
