@@ -298,6 +298,8 @@ CASES = [
         "finetune needs cluster.method",
     ),
     Case("unknown learning-rate schedule", train(*TINY, 'train.lr_schedule="step"'), "lr_schedule"),
+    Case("best's 24 x 24 views with a model that reconstructs only 32 x 32", train(*TINY, "finetune.epochs=0", recipe="best"), "views.crop.size = 24: the model cannot reconstruct views of that size"),
+    Case("views of a side the model cannot reconstruct", train(*TINY, "model.params={widths=[8,16],pool_latent=true}", "views.crop={size=25}", "finetune.epochs=0", recipe="best"), "views.crop.size = 25: the model cannot reconstruct"),
     Case("--set without a value", train("train.epochs"), "expected section.key=value"),
     Case("--set with a bad value", train("train.epochs=three"), "train.epochs = 'three': expected an integer"),
     Case("--set with a value that is not TOML", train("train.epochs=[1"), "not valid TOML"),
