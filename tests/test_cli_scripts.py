@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, TINY_POOLED
+from conftest import REPO, TINY, TINY_POOLED
 
 from aecluster.cli import main
 from aecluster.predict import read_predictions
@@ -52,7 +52,7 @@ def test_cli_train_predict_evaluate(tmp_path, images_file, capsys):
     ckpt, pred = tmp_path / "m.pth", tmp_path / "p.csv"
     labels = tmp_path / "y.npy"
     np.save(labels, np.arange(96) % 2)
-    sets = [a for s in TINY_POOLED for a in ("--set", s)]
+    sets = [a for s in TINY for a in ("--set", s)]
     assert main(["train", "--recipe", "baseline", "--data", str(images_file), "--out", str(ckpt),
                  "--quiet", *sets]) == 0  # fmt: skip
     assert main(["predict", "--checkpoint", str(ckpt), "--data", str(images_file),
