@@ -19,7 +19,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import TINY, flip_a_weight_bit, two_kinds  # noqa: E402
+from conftest import TINY, TINY_POOLED, flip_a_weight_bit, two_kinds  # noqa: E402
 
 from aecluster.checkpoint import FORMAT, checksum, save_checkpoint  # noqa: E402
 from aecluster.cli import main  # noqa: E402
@@ -299,7 +299,8 @@ CASES = [
     ),
     Case("unknown learning-rate schedule", train(*TINY, 'train.lr_schedule="step"'), "lr_schedule"),
     Case("best's 24 x 24 views with a model that reconstructs only 32 x 32", train(*TINY, "finetune.epochs=0", recipe="best"), "views.crop.size = 24: the model cannot reconstruct views of that size"),
-    Case("views of a side the model cannot reconstruct", train(*TINY, "model.params={widths=[8,16],pool_latent=true}", "views.crop={size=25}", "finetune.epochs=0", recipe="best"), "views.crop.size = 25: the model cannot reconstruct"),
+    Case("views of a side the model cannot reconstruct", train(*TINY_POOLED, "views.crop={size=25}", "finetune.epochs=0", recipe="best"), "views.crop.size = 25: the model cannot reconstruct"),
+    Case("an input crop of another side than the reconstruction target", train(*TINY, "augment.crop={size=16}"), "augment.crop.size = 16: the autoencoder's input must have the side of its reconstruction target (32)"),
     Case("--set without a value", train("train.epochs"), "expected section.key=value"),
     Case("--set with a bad value", train("train.epochs=three"), "train.epochs = 'three': expected an integer"),
     Case("--set with a value that is not TOML", train("train.epochs=[1"), "not valid TOML"),

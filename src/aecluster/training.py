@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from aecluster.augment import build_augment, rotate90
 from aecluster.checkpoint import load_checkpoint, save_checkpoint
-from aecluster.data import as_images, batch_loader, fingerprint, to_tensor
+from aecluster.data import IMAGE_SIZE, as_images, batch_loader, fingerprint, to_tensor
 from aecluster.device import autocast, memory_layout, resolve_device, to_device
 from aecluster.distributed import Group, process_group, wrap
 from aecluster.errors import InputError
@@ -75,12 +75,18 @@ class Objective(nn.Module):
         self.views = build_augment(recipe["views"])
         self.rotation_head = RotationHead(model.latent_dim) if self.weights["rotation"] else None
         self.projection = ProjectionHead(model.latent_dim) if self.weights["contrastive"] else None
-        side = recipe["views"].get("crop", {}).get("size", 0)
-        if self.projection is not None and side and not model.reconstructs(side):
+        side = crop_size(recipe["views"]) if self.projection is not None else 0
+        if side and not model.reconstructs(side):
             raise InputError(
-                f"views.crop.size = {side}: the model cannot reconstruct views of that size (a "
-                "conv model with pool_latent takes a multiple of 2^(stages - 1), others only "
-                "32); set views.crop.size = 0 for the images' own size"
+                f"views.crop.size = {side}: the model cannot reconstruct views of that size (it "
+                f"takes {model.view_sides()}); set views.crop.size = 0 for the images' own size"
+            )
+        # the autoencoder's input is its reconstruction target, augmented: the same size
+        if crop_size(recipe["augment"]) not in (0, side or IMAGE_SIZE):
+            raise InputError(
+                f"augment.crop.size = {crop_size(recipe['augment'])}: the autoencoder's input "
+                f"must have the side of its reconstruction target ({side or IMAGE_SIZE}); set "
+                "augment.crop.size = 0"
             )
         self.crops = recipe["crops"]["count"] if self.projection is not None else 0
         if self.crops and not model.any_size:
@@ -122,6 +128,11 @@ class Objective(nn.Module):
             terms["contrastive"] = nt_xent(*projections, temperature=w["temperature"])
         terms["loss"] = sum(w[name] * value for name, value in terms.items())
         return terms
+
+
+def crop_size(transforms: dict) -> int:
+    """The side a recipe's transforms crop images to (0: the images' own)."""
+    return transforms.get("crop", {}).get("size", 0)
 
 
 def small_crop_views(views: dict, crops: dict) -> dict:

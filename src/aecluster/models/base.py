@@ -28,6 +28,10 @@ class AutoEncoder(nn.Module):
         """Whether the model encodes and reconstructs side x side images (training views)."""
         return side == IMAGE_SIZE
 
+    def view_sides(self) -> str:
+        """The sides `reconstructs` accepts, in words (for error messages)."""
+        return f"only {IMAGE_SIZE}"
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Flat latent code (B, latent_dim); for a VAE, the posterior mean."""
         raise NotImplementedError

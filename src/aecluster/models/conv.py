@@ -128,6 +128,9 @@ class ConvAE(AutoEncoder):
     def reconstructs(self, side: int) -> bool:
         return side == IMAGE_SIZE or (self.any_size and side % self.reduction == 0)
 
+    def view_sides(self) -> str:
+        return f"any multiple of {self.reduction}" if self.any_size else super().view_sides()
+
     def _code(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(feature map, latent, log-variance or None)."""
         h = self.encoder(x)
