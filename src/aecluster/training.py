@@ -82,9 +82,10 @@ class Objective(nn.Module):
                 f"takes {model.view_sides()}); set views.crop.size = 0 for the images' own size"
             )
         # the autoencoder's input is its reconstruction target, augmented: the same size
-        if crop_size(recipe["augment"]) not in (0, side or IMAGE_SIZE):
+        input_side = crop_size(recipe["augment"])
+        if input_side not in (0, side or IMAGE_SIZE):
             raise InputError(
-                f"augment.crop.size = {crop_size(recipe['augment'])}: the autoencoder's input "
+                f"augment.crop.size = {input_side}: the autoencoder's input "
                 f"must have the side of its reconstruction target ({side or IMAGE_SIZE}); set "
                 "augment.crop.size = 0"
             )
