@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
         "fill_budget": False,
         "channels_last": False,  # NHWC memory layout: faster convolutions on some CPUs
         "precision": "fp32",  # or "bf16" (CPU or GPU), "fp16" (CUDA), "auto": autocast's dtype
+        # after the epochs and after fine-tuning: BatchNorm's running statistics recomputed on
+        # the unaugmented images (at most cluster.fit_sample of them) the model will embed
+        "recalibrate_batchnorm": False,
     },
     # weights of each term of the objective; 0 switches a term (and its head) off
     "loss": {
@@ -117,6 +120,7 @@ SCHEMA = Table(
             "fill_budget": Bool(),
             "channels_last": Bool(),
             "precision": Options((*PRECISIONS, "auto")),
+            "recalibrate_batchnorm": Bool(),
         }),
         "loss": Table({
             "reconstruction": WEIGHT,

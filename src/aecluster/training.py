@@ -27,7 +27,14 @@ from tqdm import tqdm
 
 from aecluster.augment import build_augment, rotate90
 from aecluster.checkpoint import load_checkpoint, save_checkpoint
-from aecluster.data import IMAGE_SIZE, as_images, batch_loader, fingerprint, to_tensor
+from aecluster.data import (
+    IMAGE_SIZE,
+    as_images,
+    batch_loader,
+    fingerprint,
+    iter_batches,
+    to_tensor,
+)
 from aecluster.device import autocast, memory_layout, resolve_device, to_device
 from aecluster.distributed import Group, process_group, wrap
 from aecluster.errors import InputError
@@ -179,10 +186,10 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
 
 
 def _comparable(recipe: dict) -> dict:
-    """The recipe minus what a resumed run may change: its time budget, checkpoint spacing and
-    fine-tuning (which runs after the last checkpoint)."""
-    train = {k: v for k, v in recipe["train"].items()
-             if k not in ("budget_minutes", "checkpoint_every")}  # fmt: skip
+    """The recipe minus what a resumed run may change: its time budget, checkpoint spacing,
+    fine-tuning and BatchNorm recalibration (which run after the last checkpoint)."""
+    after = ("budget_minutes", "checkpoint_every", "recalibrate_batchnorm")
+    train = {k: v for k, v in recipe["train"].items() if k not in after}
     return {**recipe, "name": None, "description": None, "train": train, "finetune": None}
 
 
@@ -223,6 +230,32 @@ def checkpoint_metrics(model: AutoEncoder, recipe: dict, images: np.ndarray) -> 
         )  # fmt: skip
     model.train()
     return row
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: AutoEncoder, images: np.ndarray, batch_size: int, layout: torch.memory_format
+) -> None:
+    """Set every BatchNorm layer's running statistics, in place, to their average over the
+    unaugmented `images` (whole forward passes, so the decoder's too), and leave the model in
+    eval mode. Training leaves running averages over augmented views (crops at another scale,
+    colour jitter, grey), which the clean images the model embeds do not share."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    model.eval()
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches
+    device = next(model.parameters()).device
+    model.train()
+    for x in iter_batches(images, batch_size):
+        if len(x) > 1:  # BatchNorm needs 2 images
+            model(to_device(x, device, layout))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.eval()
 
 
 def embed_sample(
@@ -427,17 +460,22 @@ def _train(
     # a fine-tuned head costs nothing). On a large set that takes minutes.
     finetunes = bool(recipe["finetune"]["epochs"])
     embeds_after = finetunes + (choose_clusters is not None) + clusters_after
+    # a BatchNorm recalibration is a forward pass (encoder and decoder: about two embeddings)
+    # of at most cluster.fit_sample images, before and after fine-tuning
+    recalibrations = cfg["recalibrate_batchnorm"] * (1 + finetunes)
     after_minutes = before_finetune = 0.0
-    if budget and embeds_after:
+    if budget and (embeds_after or recalibrations):
         per_image, codes = embed_sample(model, images)
         clustering = 0.0
         if (finetunes or clusters_after) and len(codes) >= 4 * recipe["cluster"]["n_clusters"]:
             clustering = clustering_minutes(recipe, codes, n, fitted=n if finetunes else None)
         # the caller embeds every image's test views (cluster.tta)
         caller = clusters_after * n * per_image * n_tta_views(recipe["cluster"]["tta"])
+        recalibrating = recalibrations * 2 * min(n, recipe["cluster"]["fit_sample"]) * per_image
         after_minutes = (embeds_after - clusters_after) * n * per_image + caller + clustering
-        if finetunes:  # all of it but the caller's embedding comes before fine-tuning's epochs
-            before_finetune = after_minutes - caller
+        if finetunes:  # all of it but the caller's embedding and the last recalibration
+            before_finetune = after_minutes - caller + recalibrating / 2
+        after_minutes += recalibrating
     end = epochs_end(budget, after_minutes) if budget else 0.0
     past_end = lambda: bool(budget) and minutes() >= end  # noqa: E731
     # fine-tuning's epochs (planned to end by `end`) start after their share of what follows
@@ -555,8 +593,15 @@ def _train(
     last_state = load_checkpoint(saved[max(saved)])
     chosen = choose_checkpoint([r for r in metrics if r["epoch"] in saved], recipe["select"])
     state = load_checkpoint(saved[chosen])
-    final_recipe, weights, t_finetune = recipe, state["model"], time.monotonic()
-    model.load_state_dict(weights)  # on the training device
+    final_recipe, t_finetune = recipe, time.monotonic()
+    model.load_state_dict(state["model"])  # on the training device
+    clean = _metrics_sample(images, recipe)
+
+    def recalibrate() -> None:
+        if cfg["recalibrate_batchnorm"]:
+            recalibrate_batchnorm(model, clean, bs, layout)
+
+    recalibrate()  # before the codes are clustered, and again after fine-tuning
     if choose_clusters is not None:
         k = choose_clusters(embed(model, images))
         final_recipe = recipe = {**recipe, "cluster": {**recipe["cluster"], "n_clusters": k}}
@@ -568,7 +613,8 @@ def _train(
         ran = max(finetuned, schedule.finetune_epochs)  # what reproduces this run
         final_recipe = {**recipe, "cluster": {**recipe["cluster"], "method": head},
                         "finetune": {**recipe["finetune"], "epochs": ran}}  # fmt: skip
-        weights = {k: v.cpu() for k, v in model.state_dict().items()}
+        recalibrate()
+    weights = {k: v.cpu() for k, v in model.state_dict().items()}
     summary = {
         "n_clusters": recipe["cluster"]["n_clusters"],
         "epochs": last_state["epoch"],
