@@ -30,7 +30,7 @@ from aecluster.finetune import scan_finetune
 from aecluster.metrics import scores
 from aecluster.predict import predict
 from aecluster.recipes import apply_overrides
-from aecluster.training import epoch_checkpoints
+from aecluster.training import epoch_checkpoints, recalibrate_as_asked
 
 
 def finetuned_accuracy(state: dict, epochs: int, settings: list[str], name: str) -> dict:
@@ -41,7 +41,9 @@ def finetuned_accuracy(state: dict, epochs: int, settings: list[str], name: str)
     layout = memory_layout(recipe["train"]["channels_last"])
     model = model.to(memory_format=layout)
     images, _, scored = load_set(name)
+    recalibrate_as_asked(model, images, recipe, layout)  # as training does around fine-tuning
     head, _ = scan_finetune(model, images, recipe, layout, progress=False)
+    recalibrate_as_asked(model, images, recipe, layout)
     final = {**recipe, "cluster": {**recipe["cluster"], "method": head}}
     model.eval()
     return {

@@ -320,3 +320,48 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
         assert device_module.resolve_precision(cpu, "bf16") == "bf16"
     for name in ("baseline", "improved", "best"):
         assert load_recipe(name)["train"]["precision"] == "auto"
+
+
+def _running_stats(model):
+    return {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+
+
+def test_recalibrated_batchnorm_holds_the_statistics_of_the_clean_images():
+    images, _ = two_kinds(64)
+    model = build_model("conv", widths=[8, 16], batchnorm=True, pool_latent=True)
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    first.register_forward_hook(lambda m, i, o: seen.append(i[0].detach()))
+    first.running_mean.fill_(5.0)  # stale, as augmented training views leave it
+    training.recalibrate_batchnorm(model, images, 64, torch.contiguous_format)
+    x = seen[-1]  # one batch of all 64 images
+    assert torch.allclose(first.running_mean, x.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(first.running_var, x.var((0, 2, 3)), atol=1e-4)
+    assert not model.training and first.momentum == 0.1
+    whole = _running_stats(model)
+    # in batches of 16: the same means (the average of equal batches' means), whatever came before
+    first.running_mean.fill_(-5.0)
+    training.recalibrate_batchnorm(model, images, 16, torch.contiguous_format)
+    means = {k: v for k, v in _running_stats(model).items() if k.endswith("running_mean")}
+    assert all(torch.allclose(whole[k], v, atol=1e-5) for k, v in means.items())
+
+
+def test_training_recalibrates_batchnorm_and_a_run_without_it_resumes_with_it(
+    tmp_path, tiny_recipe
+):
+    images, _ = two_kinds(96)
+    pooled = "model.params={widths=[8,16],batchnorm=true,pool_latent=true}"
+    plain = apply_overrides(tiny_recipe, [*FINETUNE, pooled])
+    train(images, plain, tmp_path / "m.pth", progress=False)
+    before = _running_stats(load_model(tmp_path / "m.pth")[0])
+    # the epochs are kept: the resumed run only fine-tunes and recalibrates
+    recalibrated = apply_overrides(plain, ["train.recalibrate_batchnorm=true"])
+    summary = train(images, recalibrated, tmp_path / "m.pth", progress=False)
+    assert summary["epochs"] == 2 and summary["finetune_epochs"] == 2
+    model, saved = load_model(tmp_path / "m.pth")
+    stats = _running_stats(model)
+    assert saved["train"]["recalibrate_batchnorm"]
+    training.recalibrate_batchnorm(model, images, 32, torch.contiguous_format)
+    after = _running_stats(model)
+    assert all(torch.allclose(stats[k], after[k], atol=1e-5) for k in stats)
+    assert not all(torch.allclose(before[k], stats[k], atol=1e-5) for k in stats)

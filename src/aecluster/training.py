@@ -258,6 +258,16 @@ def recalibrate_batchnorm(
     model.eval()
 
 
+def recalibrate_as_asked(
+    model: AutoEncoder, images: np.ndarray, recipe: dict, layout: torch.memory_format
+) -> None:
+    """`recalibrate_batchnorm` where the recipe asks for it (`train.recalibrate_batchnorm`), on
+    the images the checkpoint metrics use (a seeded sample above `cluster.fit_sample`)."""
+    if recipe["train"]["recalibrate_batchnorm"]:
+        sample = _metrics_sample(images, recipe)
+        recalibrate_batchnorm(model, sample, recipe["train"]["batch_size"], layout)
+
+
 def embed_sample(
     model: AutoEncoder, images: np.ndarray, sample: int = 1024
 ) -> tuple[float, np.ndarray]:
@@ -595,13 +605,7 @@ def _train(
     state = load_checkpoint(saved[chosen])
     final_recipe, t_finetune = recipe, time.monotonic()
     model.load_state_dict(state["model"])  # on the training device
-    clean = _metrics_sample(images, recipe)
-
-    def recalibrate() -> None:
-        if cfg["recalibrate_batchnorm"]:
-            recalibrate_batchnorm(model, clean, bs, layout)
-
-    recalibrate()  # before the codes are clustered, and again after fine-tuning
+    recalibrate_as_asked(model, images, recipe, layout)  # before the codes are clustered
     if choose_clusters is not None:
         k = choose_clusters(embed(model, images))
         final_recipe = recipe = {**recipe, "cluster": {**recipe["cluster"], "n_clusters": k}}
@@ -613,7 +617,7 @@ def _train(
         ran = max(finetuned, schedule.finetune_epochs)  # what reproduces this run
         final_recipe = {**recipe, "cluster": {**recipe["cluster"], "method": head},
                         "finetune": {**recipe["finetune"], "epochs": ran}}  # fmt: skip
-        recalibrate()
+        recalibrate_as_asked(model, images, recipe, layout)
     weights = {k: v.cpu() for k, v in model.state_dict().items()}
     summary = {
         "n_clusters": recipe["cluster"]["n_clusters"],
