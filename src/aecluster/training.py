@@ -241,20 +241,18 @@ def recalibrate_batchnorm(
     eval mode. Training leaves running averages over augmented views (crops at another scale,
     colour jitter, grey), which the clean images the model embeds do not share."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    model.eval()
-    if not norms:
-        return
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average over the batches
-    device = next(model.parameters()).device
-    model.train()
-    for x in iter_batches(images, batch_size):
-        if len(x) > 1:  # BatchNorm needs 2 images
-            model(to_device(x, device, layout))
-    for m, momentum in zip(norms, momenta, strict=True):
-        m.momentum = momentum
+    if norms:
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the batches
+        device = next(model.parameters()).device
+        model.train()
+        for x in iter_batches(images, batch_size):
+            if len(x) > 1:  # BatchNorm needs 2 images
+                model(to_device(x, device, layout))
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
     model.eval()
 
 
