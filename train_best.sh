@@ -5,8 +5,8 @@ set -euo pipefail
 if [ $# -ne 2 ]; then echo "usage: bash train_best.sh <trainX_npy> <checkpoint>" >&2; exit 2; fi
 source "$(dirname "$0")/_aecluster.sh"
 # 360 epochs, not the recipe's 144 (why there: best.toml): as many as the 30 minutes hold on a
-# 2-core AVX512-BF16 CPU (19.5-24 min; on a day it ran 24% slower the budget cut them to
-# 359 + 9 in 27.2 min, dev 0.956); hw9like dev 0.953 +- 0.001 over 3 seeds (10 minutes: 0.941).
+# 2-core AVX512-BF16 CPU (19.5-27 min; on a slower day the budget cuts a few, as the README
+# says); hw9like dev 0.953 +- 0.001 over 3 seeds (10 minutes: 0.941).
 # shellcheck disable=SC2086
 aecluster train --recipe best --data "$1" --out "$2" --budget-minutes 30 --set train.epochs=360 \
     --overwrite ${AECLUSTER_TRAIN_ARGS:-}
