@@ -153,15 +153,6 @@ def test_contrastive_objective_reconstructs_its_first_view(tiny_recipe):
     assert {"reconstruction", "contrastive", "loss"} == set(terms)
 
 
-def test_feature_decorrelation_is_a_term_of_the_objective(tiny_recipe):
-    recipe = apply_overrides(tiny_recipe, ["loss.decorrelation=0.5"])
-    objective = Objective(build_model("conv", widths=[8, 16], pool_latent=True), recipe)
-    terms = objective(torch.rand(8, 3, 32, 32) * 2 - 1, torch.Generator().manual_seed(0))
-    assert {"reconstruction", "decorrelation", "loss"} == set(terms)
-    total = terms["reconstruction"] + 0.5 * terms["decorrelation"]
-    assert terms["loss"].item() == pytest.approx(total.item())
-
-
 def test_a_reconstruct_share_decodes_part_of_the_batch_and_encodes_all(tiny_recipe):
     recipe = apply_overrides(tiny_recipe, ["loss.contrastive=1.0", "loss.reconstruct_share=0.25"])
     objective = Objective(build_model("conv", widths=[8, 16], pool_latent=True), recipe)

@@ -65,17 +65,14 @@ class RandomResizedCrop:
 
 @dataclass
 class ColorJitter:
-    """Random brightness, contrast, saturation and hue, applied with probability `p`. The hue
-    turns each colour about the grey axis by up to `hue` of a full turn (grey stays grey)."""
+    """Random brightness, contrast and saturation, applied with probability `p`."""
 
     brightness: float = 0.4
     contrast: float = 0.4
     saturation: float = 0.4
-    hue: float = 0.0
     p: float = 0.8
     params: ClassVar[Table] = Table({"brightness": PROBABILITY, "contrast": PROBABILITY,
-                                     "saturation": PROBABILITY, "hue": Real(0, 0.5),
-                                     "p": PROBABILITY})  # fmt: skip
+                                     "saturation": PROBABILITY, "p": PROBABILITY})  # fmt: skip
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         n = len(x)
@@ -89,18 +86,7 @@ class ColorJitter:
         out = (out - mean) * c + mean
         gray = (out * GRAY).sum(1, keepdim=True)
         out = ((out - gray) * s + gray).clamp(0, 1)
-        if self.hue:
-            turn = _uniform(n, -self.hue, self.hue, g) * 2 * torch.pi
-            out = torch.einsum("nij,njhw->nihw", hue_rotation(turn), out).clamp(0, 1)
         return torch.where(apply, out * 2 - 1, x)
-
-
-def hue_rotation(angle: torch.Tensor) -> torch.Tensor:
-    """(n, 3, 3) rotations of RGB space by `angle` (radians) about the grey axis (1, 1, 1)."""
-    k = torch.full((3,), 3**-0.5)
-    cross = torch.tensor([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-    cos, sin = angle.cos().view(-1, 1, 1), angle.sin().view(-1, 1, 1)
-    return cos * torch.eye(3) + sin * cross + (1 - cos) * torch.outer(k, k)
 
 
 @dataclass

@@ -50,16 +50,6 @@ def nt_xent(*views: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     return -log_prob[positive].view(v * n, v - 1).mean()
 
 
-def feature_decorrelation(z: torch.Tensor, temperature: float = 2.0) -> torch.Tensor:
-    """IDFD's feature decorrelation (Tao et al. 2021): each of the d features of a batch of
-    codes `z` (B, d), as a unit vector over the batch, is a class that must be told from the
-    other features, which pushes the features towards independence: codes k-means clusters
-    better."""
-    f = F.normalize(z.flatten(1).float().T, dim=1)
-    logits = f @ f.T / temperature
-    return F.cross_entropy(logits, torch.arange(len(f), device=f.device))
-
-
 def reconstructed(loss: dict, batch: int) -> int:
     """How many images of a batch the decoder reconstructs: `loss.reconstruct_share` of them,
     at least 2 (BatchNorm needs 2)."""

@@ -55,9 +55,6 @@ DEFAULTS: dict[str, Any] = {
         "contrastive": 0.0,
         "kl": 0.0,
         "temperature": 0.5,
-        # IDFD's feature decorrelation of the latent codes (aecluster.losses)
-        "decorrelation": 0.0,
-        "decorrelation_temperature": 2.0,
         # with a contrastive loss: the share of each batch the decoder reconstructs (every
         # image is encoded); less than 1 buys epochs under a time budget
         "reconstruct_share": 1.0,
@@ -131,8 +128,6 @@ SCHEMA = Table(
             "contrastive": WEIGHT,
             "kl": WEIGHT,
             "temperature": Real(0.01, 100),
-            "decorrelation": WEIGHT,
-            "decorrelation_temperature": Real(0.01, 100),
             "reconstruct_share": Real(0, 1, lo_open=True),
         }),
         "augment": Named(TRANSFORMS),

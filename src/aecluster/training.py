@@ -45,13 +45,7 @@ from aecluster.files import (
     write_text_atomic,
 )
 from aecluster.finetune import scan_finetune
-from aecluster.losses import (
-    ProjectionHead,
-    RotationHead,
-    feature_decorrelation,
-    nt_xent,
-    reconstructed,
-)
+from aecluster.losses import ProjectionHead, RotationHead, nt_xent, reconstructed
 from aecluster.metrics import scores
 from aecluster.models import AutoEncoder, build_model
 from aecluster.optim import LR_SCHEDULES, build_optimizer
@@ -129,8 +123,6 @@ class Objective(nn.Module):
         terms = {"reconstruction": F.mse_loss(out.recon, place(target[:m]))}
         if w["kl"]:
             terms["kl"] = out.kl
-        if w["decorrelation"]:
-            terms["decorrelation"] = feature_decorrelation(latent, w["decorrelation_temperature"])
         if self.rotation_head is not None:
             k = torch.randint(0, 4, (len(x),), generator=g)
             logits = self.rotation_head(self.model.encode(place(rotate90(x, k))))
