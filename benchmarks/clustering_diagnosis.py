@@ -31,11 +31,10 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import normalize
 
 from aecluster.cluster import ClusterPipeline
-from aecluster.device import memory_layout
 from aecluster.estimator import AECluster
 from aecluster.metrics import scores
 from aecluster.scan import SCAN
-from aecluster.training import recalibrate_as_asked
+from aecluster.training import restore_as_trained
 
 TSNE = [{"name": "standardize"}, {"name": "tsne", "n_components": 2}]
 SCAN_VARIANTS = ({}, {"steps": 8000}, {"entropy_weight": 5.0})  # 5: SCAN's paper
@@ -56,9 +55,7 @@ def load_recalibrated(path: str, train_images: np.ndarray) -> AECluster:
     does after its epochs (an epoch checkpoint holds the augmented views' statistics; for a
     final checkpoint this recomputes the same ones)."""
     model = AECluster.load(path)
-    recipe = model.recipe_
-    layout = memory_layout(recipe["train"]["channels_last"])
-    recalibrate_as_asked(model.model_.to(memory_format=layout), train_images, recipe, layout)
+    restore_as_trained(model.model_, train_images, model.recipe_)
     return model
 
 

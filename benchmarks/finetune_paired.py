@@ -25,12 +25,11 @@ import numpy as np
 from protocol import load_set
 
 from aecluster.checkpoint import load_checkpoint, model_from_state
-from aecluster.device import memory_layout
 from aecluster.finetune import scan_finetune
 from aecluster.metrics import scores
 from aecluster.predict import predict
 from aecluster.recipes import apply_overrides
-from aecluster.training import epoch_checkpoints, recalibrate_as_asked
+from aecluster.training import epoch_checkpoints, recalibrate_as_asked, restore_as_trained
 
 
 def finetuned_accuracy(state: dict, epochs: int, settings: list[str], name: str) -> dict:
@@ -38,10 +37,8 @@ def finetuned_accuracy(state: dict, epochs: int, settings: list[str], name: str)
     model, recipe = model_from_state(state)
     recipe = apply_overrides(recipe, settings)
     recipe = {**recipe, "finetune": {**recipe["finetune"], "epochs": epochs}}
-    layout = memory_layout(recipe["train"]["channels_last"])
-    model = model.to(memory_format=layout)
     images, _, scored = load_set(name)
-    recalibrate_as_asked(model, images, recipe, layout)  # as training does around fine-tuning
+    layout = restore_as_trained(model, images, recipe)  # as training does around fine-tuning
     head, _ = scan_finetune(model, images, recipe, layout, progress=False)
     recalibrate_as_asked(model, images, recipe, layout)
     final = {**recipe, "cluster": {**recipe["cluster"], "method": head}}

@@ -346,6 +346,32 @@ def test_recalibrated_batchnorm_holds_the_statistics_of_the_clean_images():
     assert all(torch.allclose(whole[k], v, atol=1e-5) for k, v in means.items())
 
 
+def test_a_restored_checkpoint_is_laid_out_and_recalibrated_as_the_recipe_asks(tiny_recipe):
+    images, _ = two_kinds(64)
+    model = build_model("conv", widths=[8, 16], batchnorm=True, pool_latent=True)
+    asked = apply_overrides(
+        tiny_recipe, ["train.channels_last=true", "train.recalibrate_batchnorm=true"]
+    )
+    for name, stat in model.named_buffers():
+        if "running" in name:
+            stat.fill_(5.0)  # stale, as an epoch checkpoint holds them
+    assert training.restore_as_trained(model, images, asked) == torch.channels_last
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    restored = _running_stats(model)
+    training.recalibrate_batchnorm(model, images, 64, torch.channels_last)
+    assert all(torch.allclose(restored[k], v, atol=1e-5) for k, v in _running_stats(model).items())
+    assert not any(torch.all(v == 5.0) for v in restored.values())
+    # a recipe that does not ask keeps the statistics and the layout it was given
+    plain = apply_overrides(
+        tiny_recipe, ["train.channels_last=false", "train.recalibrate_batchnorm=false"]
+    )
+    fresh = build_model("conv", widths=[8, 16], batchnorm=True, pool_latent=True)
+    kept = _running_stats(fresh)
+    assert training.restore_as_trained(fresh, images, plain) == torch.contiguous_format
+    assert all(torch.equal(kept[k], v) for k, v in _running_stats(fresh).items())
+
+
 def test_training_recalibrates_batchnorm_and_a_run_without_it_resumes_with_it(
     tmp_path, tiny_recipe
 ):

@@ -266,6 +266,16 @@ def recalibrate_as_asked(
         recalibrate_batchnorm(model, sample, recipe["train"]["batch_size"], layout)
 
 
+def restore_as_trained(model: AutoEncoder, images: np.ndarray, recipe: dict) -> torch.memory_format:
+    """Make a model loaded from a checkpoint what training makes of it after its epochs: in the
+    recipe's memory layout, BatchNorm recalibrated on `images` where the recipe asks (an epoch
+    checkpoint holds the augmented views' statistics). Returns the layout fine-tuning needs."""
+    layout = memory_layout(recipe["train"]["channels_last"])
+    model.to(memory_format=layout)
+    recalibrate_as_asked(model, images, recipe, layout)
+    return layout
+
+
 def embed_sample(
     model: AutoEncoder, images: np.ndarray, sample: int = 1024
 ) -> tuple[float, np.ndarray]:
