@@ -94,6 +94,7 @@ def test_resume_continues_to_the_same_result(tmp_path, tiny_recipe, monkeypatch)
         ["augment={noise={std=0.1}}"],
         ["model.params={widths=[8, 16], bottleneck=4, variational=true}", "loss.kl=0.01"],
         ['train.optimizer="sgd"', "train.lr=0.01"],
+        ['train.optimizer="adamw"', "train.weight_decay=0.05"],
         ["train.channels_last=true"],
         ['train.lr_schedule="cosine"'],
         ['train.precision="bf16"', "train.channels_last=true", "loss.contrastive=1.0"],

@@ -9,6 +9,11 @@ import torch
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": lambda params, c: torch.optim.Adam(params, lr=c["lr"], weight_decay=c["weight_decay"]),
+    # weight decay decoupled from the gradient's scaling (Loshchilov & Hutter): each step shrinks
+    # the weights by lr * weight_decay, so its useful values are far larger than Adam's
+    "adamw": lambda params, c: torch.optim.AdamW(
+        params, lr=c["lr"], weight_decay=c["weight_decay"]
+    ),
     "sgd": lambda params, c: torch.optim.SGD(
         params, lr=c["lr"], momentum=c["momentum"], weight_decay=c["weight_decay"]
     ),
