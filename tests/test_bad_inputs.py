@@ -361,7 +361,7 @@ CASES = [
         ("train.epochs=1.5", "train.epochs = 1.5: expected an integer"),
         ("train.epochs=true", "train.epochs = True: expected an integer"),
         ("train.seed=-1", "train.seed = -1: expected an integer"),
-        ('train.optimizer="lbfgs"', "train.optimizer = 'lbfgs': expected one of 'adam', 'sgd'"),
+        ('train.optimizer="lbfgs"', "train.optimizer = 'lbfgs': expected one of 'adam', 'adamw', 'sgd'"),
         ("train.momentum=2", "train.momentum = 2: expected a number in [0, 1]"),
         ('train.channels_last="yes"', "train.channels_last = 'yes': expected true or false"),
         ("train.budget_minutes=-5", "train.budget_minutes = -5"),
