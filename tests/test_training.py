@@ -11,7 +11,6 @@ from aecluster.checkpoint import load_checkpoint, load_model
 from aecluster.errors import InputError
 from aecluster.metrics import scores
 from aecluster.models import build_model
-from aecluster.optim import build_optimizer
 from aecluster.predict import predict
 from aecluster.recipes import apply_overrides, load_recipe
 from aecluster.training import (
@@ -127,20 +126,6 @@ def test_resume_refuses_another_recipe_epoch_count_or_images(tmp_path, tiny_reci
     with pytest.raises(InputError, match="a run on other images"):
         train(two_kinds(seed=1)[0], tiny_recipe, tmp_path / "m.pth", progress=False)
     assert [r["epoch"] for r in read_metrics(tmp_path / "m.metrics.jsonl")] == [1, 2]
-
-
-def test_weight_decay_can_spare_norms_and_biases(tiny_recipe):
-    conv, norm = torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)
-    params = [conv.weight, conv.bias, norm.weight, norm.bias]
-    cfg = {**tiny_recipe["train"], "weight_decay": 5e-3}
-
-    def decays(optimizer):
-        return [next(g["weight_decay"] for g in optimizer.param_groups
-                     if any(q is p for q in g["params"])) for p in params]  # fmt: skip
-
-    assert decays(build_optimizer(params, cfg)) == [5e-3] * 4
-    spare = build_optimizer(params, {**cfg, "decay_norms_and_biases": False})
-    assert decays(spare) == [5e-3, 0.0, 0.0, 0.0]
 
 
 def test_cosine_schedule_decays_from_lr_towards_zero(tmp_path, tiny_recipe):

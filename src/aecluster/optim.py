@@ -27,14 +27,5 @@ LR_SCHEDULES: dict[str, Callable[[int, int], float]] = {
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: dict) -> torch.optim.Optimizer:
-    """The recipe's `train.optimizer` over `params` (the recipe schema checked its name); with
-    `train.decay_norms_and_biases` false, weight decay spares the one-dimensional parameters
-    (BatchNorm's scales and shifts, biases), as self-supervised recipes commonly do."""
-    params = list(params)
-    if not cfg["decay_norms_and_biases"]:
-        spared = [p for p in params if p.ndim <= 1]
-        decayed = [p for p in params if p.ndim > 1]
-        params = [
-            g for g in ({"params": decayed}, {"params": spared, "weight_decay": 0.0}) if g["params"]
-        ]
+    """The recipe's `train.optimizer` over `params` (the recipe schema checked its name)."""
     return OPTIMIZERS[cfg["optimizer"]](params, cfg)

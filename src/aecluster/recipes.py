@@ -36,7 +36,6 @@ DEFAULTS: dict[str, Any] = {
         "lr": 1e-5,
         "lr_schedule": "constant",  # or "cosine": decay to 0 over the epochs
         "weight_decay": 1e-5,
-        "decay_norms_and_biases": True,
         "momentum": 0.9,
         "checkpoint_every": 10,
         "seed": 0,
@@ -114,7 +113,6 @@ SCHEMA = Table(
             "lr": Real(0, 10, lo_open=True),
             "lr_schedule": Options(tuple(LR_SCHEDULES)),
             "weight_decay": Real(0, 1),
-            "decay_norms_and_biases": Bool(),
             "momentum": Real(0, 1),
             "checkpoint_every": Int(1, 100_000),
             "seed": SEED,
