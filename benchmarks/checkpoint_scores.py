@@ -22,7 +22,7 @@ from aecluster.data import load_images, load_labels
 from aecluster.files import write_text_atomic
 from aecluster.metrics import scores
 from aecluster.predict import cluster_codes, embed
-from aecluster.training import epoch_checkpoints, read_metrics
+from aecluster.runs import epoch_checkpoints, read_metrics
 
 
 def main() -> None:

@@ -29,7 +29,8 @@ from aecluster.finetune import scan_finetune
 from aecluster.metrics import scores
 from aecluster.predict import predict
 from aecluster.recipes import apply_overrides
-from aecluster.training import epoch_checkpoints, recalibrate_as_asked, restore_as_trained
+from aecluster.runs import epoch_checkpoints
+from aecluster.training import recalibrate_as_asked, restore_as_trained
 
 
 def finetuned_accuracy(state: dict, epochs: int, settings: list[str], name: str) -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 from scipy.stats import spearmanr
 
 from aecluster.checkpoint import load_checkpoint
-from aecluster.training import metrics_path, read_metrics
+from aecluster.runs import metrics_path, read_metrics
 
 
 def main() -> None:

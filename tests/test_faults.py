@@ -14,7 +14,7 @@ import torch
 from conftest import TINY, flip_a_weight_bit, two_kinds
 
 from aecluster.checkpoint import load_checkpoint
-from aecluster.training import epoch_checkpoints
+from aecluster.runs import epoch_checkpoints
 
 SETTINGS = [*TINY, "train.epochs=8", "train.checkpoint_every=1"]
 

@@ -9,8 +9,9 @@ from aecluster import finetune, training
 from aecluster.checkpoint import load_checkpoint
 from aecluster.planner import MAX_EPOCHS, USE, Plan, plan, recipe_plan
 from aecluster.recipes import apply_overrides
+from aecluster.runs import read_metrics
 from aecluster.scan import SCAN
-from aecluster.training import Validation, read_metrics, train
+from aecluster.training import Validation, train
 
 
 @pytest.fixture

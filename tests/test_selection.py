@@ -7,8 +7,9 @@ from sklearn.datasets import make_blobs
 from aecluster.checkpoint import load_checkpoint
 from aecluster.errors import InputError
 from aecluster.recipes import apply_overrides
+from aecluster.runs import epoch_checkpoints, read_metrics
 from aecluster.selection import choose_checkpoint, partition_stability
-from aecluster.training import epoch_checkpoints, read_metrics, train
+from aecluster.training import train
 
 
 def test_stability_is_high_for_real_clusters_and_low_for_noise():

@@ -13,12 +13,11 @@ from aecluster.metrics import scores
 from aecluster.models import build_model
 from aecluster.predict import predict
 from aecluster.recipes import apply_overrides, load_recipe
+from aecluster.runs import epoch_checkpoints, read_metrics
 from aecluster.training import (
     LR_SCHEDULES,
     Objective,
     Validation,
-    epoch_checkpoints,
-    read_metrics,
     train,
 )
 

@@ -6,6 +6,7 @@ by a bit flip or a partial copy is refused instead of giving quietly wrong clust
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import pickle
@@ -131,3 +132,15 @@ def model_from_state(
     _check_weights(Path(path), recipe["model"]["name"], model, state["model"])
     model.load_state_dict(state["model"])
     return model.eval(), recipe
+
+
+def on_cpu(state: object) -> object:
+    """A deep copy of a (nested) state dict with every tensor on the CPU: checkpoints load
+    anywhere."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {k: on_cpu(v) for k, v in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(on_cpu(v) for v in state)
+    return copy.deepcopy(state)

@@ -97,8 +97,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from aecluster.distributed import launched_group
     from aecluster.files import check_output_path, refuse_overwriting_inputs
     from aecluster.recipes import apply_overrides, load_recipe
+    from aecluster.runs import default_run_dir, training_outputs
     from aecluster.schema import Int
-    from aecluster.training import default_run_dir, train, training_outputs
+    from aecluster.training import train
 
     clusters = [f"cluster.n_clusters={args.clusters}"] if args.clusters is not None else []
     recipe = apply_overrides(load_recipe(args.recipe), [*clusters, *args.set])

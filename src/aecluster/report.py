@@ -39,7 +39,7 @@ from aecluster.metrics import best_mapping, scores  # noqa: E402
 from aecluster.models import AutoEncoder  # noqa: E402
 from aecluster.predict import embed, fit_cluster_pipeline, reconstruction_errors  # noqa: E402
 from aecluster.progress import progress_bar  # noqa: E402
-from aecluster.training import metrics_path, read_metrics  # noqa: E402
+from aecluster.runs import metrics_path, read_metrics  # noqa: E402
 
 RECON_INDICES = (1, 2, 3, 6, 7, 9)
 PCA_DIMS = (2, 8, 32, 64, 128)

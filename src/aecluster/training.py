@@ -1,19 +1,14 @@
-"""The training loop: plain, seeded, resumable, with checkpoints every k epochs.
+"""The autoencoder's training loop: plain, seeded, resumable, with a checkpoint every k epochs
+into a run directory (see `runs`), then the chosen checkpoint fine-tuned (see `finetune`).
 
-A run directory holds `epoch_XXXX.pth` (model, heads and optimizer; all kept) and `metrics.jsonl`
-(one row per checkpoint: epoch, loss, reconstruction MSE over the training images and, if
-validation data was given, val scores — recorded for reporting, never used to steer training).
 Rerunning with the same run directory resumes from its last checkpoint. Each epoch seeds its own
 random generator from (seed, epoch), so a resumed run equals an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-import re
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from aecluster.augment import build_augment, rotate90
-from aecluster.checkpoint import load_checkpoint, save_checkpoint
+from aecluster.checkpoint import load_checkpoint, on_cpu, save_checkpoint
 from aecluster.data import (
     IMAGE_SIZE,
     as_images,
@@ -59,10 +54,16 @@ from aecluster.predict import (
 )
 from aecluster.progress import progress_bar
 from aecluster.recipes import complete
+from aecluster.runs import (
+    default_run_dir,
+    epoch_checkpoints,
+    metrics_path,
+    prune_checkpoints,
+    resume,
+    training_outputs,
+)
 from aecluster.seeding import TrainingDiverged, check_finite, seed_everything
 from aecluster.selection import choose_checkpoint, needs_stability, partition_stability
-
-CHECKPOINT_RE = re.compile(r"epoch_(\d+)\.pth$")
 
 
 class Objective(nn.Module):
@@ -154,51 +155,6 @@ def rank_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
     """The augmentation generator of process `rank` > 0 in a multi-process run (process 0 uses
     the epoch's own generator, so one process reproduces a single-process run)."""
     return torch.Generator().manual_seed((seed * 100_003 + epoch) * 1_009 + rank)
-
-
-def epoch_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    found = [(int(m.group(1)), p) for p in run_dir.glob("epoch_*.pth")
-             if (m := CHECKPOINT_RE.search(p.name))]  # fmt: skip
-    return sorted(found)
-
-
-def metrics_path(checkpoint: str | os.PathLike) -> Path:
-    """Where a final checkpoint's copy of its run's per-checkpoint metrics lives."""
-    return Path(checkpoint).with_suffix(".metrics.jsonl")
-
-
-def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
-    """Rows of a run directory's metrics.jsonl, or of a `.metrics.jsonl` file given directly."""
-    path = Path(run_dir)
-    path = path if path.suffix == ".jsonl" else path / "metrics.jsonl"
-    if not path.exists():
-        return []
-    rows = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        try:
-            row = json.loads(line) if line.strip() else None
-        except json.JSONDecodeError:
-            row = "bad"
-        if row is not None and not (isinstance(row, dict) and isinstance(row.get("epoch"), int)):
-            raise InputError(f"{path}: line {i} is not a metrics row")
-        rows += [row] if row is not None else []
-    return rows
-
-
-def _comparable(recipe: dict) -> dict:
-    """The recipe minus what a resumed run may change: its time budget, checkpoint spacing,
-    fine-tuning and BatchNorm recalibration (which run after the last checkpoint)."""
-    after = ("budget_minutes", "checkpoint_every", "recalibrate_batchnorm")
-    train = {k: v for k, v in recipe["train"].items() if k not in after}
-    return {**recipe, "name": None, "description": None, "train": train, "finetune": None}
-
-
-def _first_difference(a: object, b: object, key: str = "") -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b)):
-            if a.get(k) != b.get(k):
-                return _first_difference(a.get(k), b.get(k), f"{key}.{k}" if key else k)
-    return f"{key} = {a!r} there, {b!r} here"
 
 
 @dataclass
@@ -309,6 +265,39 @@ def clustering_minutes(recipe: dict, codes: np.ndarray, n: int, fitted: int | No
     return (fit + place) / 60
 
 
+def minutes_after_epochs(
+    model: AutoEncoder, images: np.ndarray, recipe: dict, chooses_clusters: bool,
+    clusters_after: bool,
+) -> tuple[float, float]:  # fmt: skip
+    """Expected minutes of what follows the autoencoder's epochs, measured on a sample of
+    `images` with the untrained `model`: all of it, and the part before fine-tuning.
+
+    It grows with the number of images: every image is embedded again (to choose the number
+    of clusters, before fine-tuning, by a caller that clusters them) and clustered (SCAN's heads
+    before fine-tuning, or the caller's clustering: KernelPCA, t-SNE; a fine-tuned head costs
+    nothing). On a large set that takes minutes. A BatchNorm recalibration is a forward pass
+    (encoder and decoder: about two embeddings) of at most cluster.fit_sample images, before
+    and after fine-tuning.
+    """
+    n, cluster = len(images), recipe["cluster"]
+    finetunes = bool(recipe["finetune"]["epochs"])
+    embeds_after = finetunes + chooses_clusters + clusters_after
+    recalibrations = recipe["train"]["recalibrate_batchnorm"] * (1 + finetunes)
+    if not (embeds_after or recalibrations):
+        return 0.0, 0.0
+    per_image, codes = embed_sample(model, images)
+    clustering = 0.0
+    if (finetunes or clusters_after) and len(codes) >= 4 * cluster["n_clusters"]:
+        clustering = clustering_minutes(recipe, codes, n, fitted=n if finetunes else None)
+    # the caller embeds every image's test views (cluster.tta)
+    caller = clusters_after * n * per_image * n_tta_views(cluster["tta"])
+    recalibrating = recalibrations * 2 * min(n, cluster["fit_sample"]) * per_image
+    after = (embeds_after - clusters_after) * n * per_image + caller + clustering
+    # before fine-tuning: all of it but the caller's embedding and the last recalibration
+    before_finetune = after - caller + recalibrating / 2 if finetunes else 0.0
+    return after + recalibrating, before_finetune
+
+
 def validation_scores(
     model: AutoEncoder, recipe: dict, images: np.ndarray, val: Validation
 ) -> dict:
@@ -319,69 +308,6 @@ def validation_scores(
     labels = cluster_codes(embed(model, val.images, tta=tta), recipe, context=context)
     model.train()
     return {f"val_{k}": v for k, v in scores(val.labels, labels).items()}
-
-
-def _on_cpu(state: object) -> object:
-    """A deep copy of a (nested) state dict with every tensor on the CPU: checkpoints load
-    anywhere."""
-    if isinstance(state, torch.Tensor):
-        return state.detach().to("cpu", copy=True)
-    if isinstance(state, dict):
-        return {k: _on_cpu(v) for k, v in state.items()}
-    if isinstance(state, list | tuple):
-        return type(state)(_on_cpu(v) for v in state)
-    return copy.deepcopy(state)
-
-
-def default_run_dir(out: Path) -> Path:
-    """Where a run's epoch checkpoints go unless told: beside the final checkpoint."""
-    return out.with_name(out.name + ".run")
-
-
-def training_outputs(out: Path, run_dir: Path) -> list[Path]:
-    """Every file a training run writes or replaces, for the check that none is an input."""
-    epochs = [p for _, p in epoch_checkpoints(run_dir)] if run_dir.is_dir() else []
-    return [out, metrics_path(out), run_dir / "metrics.jsonl", *epochs]
-
-
-def _resume(run_dir: Path, recipe: dict, data_id: str) -> dict | None:
-    """The latest readable epoch checkpoint of `run_dir`, or None if there is none.
-
-    A checkpoint holds the metric rows of its run so far, so a kill between writing it and
-    updating metrics.jsonl loses nothing. An unreadable checkpoint is set aside as `.corrupt`,
-    with a warning, and the one before it is used.
-    """
-    for _, path in reversed(epoch_checkpoints(run_dir)):
-        try:
-            state = load_checkpoint(path)
-        except InputError as e:
-            path.replace(path.with_name(path.name + ".corrupt"))
-            tqdm.write(f"warning: {e}; set aside, resuming from an earlier checkpoint",
-                       file=sys.stderr)  # fmt: skip
-            continue
-        if state.get("data") != data_id:
-            raise InputError(
-                f"{run_dir}: holds a run on other images; use a new run directory "
-                "(--run-dir) or delete it"
-            )
-        if _comparable(state["recipe"]) != _comparable(recipe):
-            difference = _first_difference(_comparable(state["recipe"]), _comparable(recipe))
-            raise InputError(
-                f"{run_dir}: holds a run of another recipe ({difference}); "
-                "use a new run directory (--run-dir) or delete it"
-            )
-        return state
-    return None
-
-
-def prune_checkpoints(run_dir: Path, metrics: list[dict], select_cfg: dict) -> None:
-    """Delete the epoch checkpoints the run no longer needs: all but the latest (to resume)
-    and the one the recipe's selection rule would choose now."""
-    saved = dict(epoch_checkpoints(run_dir))
-    keep = {max(saved), choose_checkpoint([r for r in metrics if r["epoch"] in saved], select_cfg)}
-    for epoch, path in saved.items():
-        if epoch not in keep:
-            path.unlink(missing_ok=True)
 
 
 def train(
@@ -457,7 +383,7 @@ def _train(
     optimizer = build_optimizer(objective.parameters(), cfg)
 
     start_epoch, prior_minutes, metrics = 0, 0.0, []
-    resumed = group.broadcast(_resume(run_dir, recipe, data_id) if group.is_main else None)
+    resumed = group.broadcast(resume(run_dir, recipe, data_id) if group.is_main else None)
     if resumed is not None:
         objective.load_state_dict(resumed["objective"])
         optimizer.load_state_dict(resumed["optimizer"])
@@ -472,28 +398,10 @@ def _train(
     last = {"epoch": start_epoch, "loss": float("nan")}
     snapshot = None
     schedule = recipe_plan(recipe)
-    # what follows the epochs grows with the number of images: every image is embedded again (to
-    # choose the number of clusters, before fine-tuning, by a caller that clusters them) and
-    # clustered (SCAN's heads before fine-tuning, or the caller's clustering: KernelPCA, t-SNE;
-    # a fine-tuned head costs nothing). On a large set that takes minutes.
-    finetunes = bool(recipe["finetune"]["epochs"])
-    embeds_after = finetunes + (choose_clusters is not None) + clusters_after
-    # a BatchNorm recalibration is a forward pass (encoder and decoder: about two embeddings)
-    # of at most cluster.fit_sample images, before and after fine-tuning
-    recalibrations = cfg["recalibrate_batchnorm"] * (1 + finetunes)
-    after_minutes = before_finetune = 0.0
-    if budget and (embeds_after or recalibrations):
-        per_image, codes = embed_sample(model, images)
-        clustering = 0.0
-        if (finetunes or clusters_after) and len(codes) >= 4 * recipe["cluster"]["n_clusters"]:
-            clustering = clustering_minutes(recipe, codes, n, fitted=n if finetunes else None)
-        # the caller embeds every image's test views (cluster.tta)
-        caller = clusters_after * n * per_image * n_tta_views(recipe["cluster"]["tta"])
-        recalibrating = recalibrations * 2 * min(n, recipe["cluster"]["fit_sample"]) * per_image
-        after_minutes = (embeds_after - clusters_after) * n * per_image + caller + clustering
-        if finetunes:  # all of it but the caller's embedding and the last recalibration
-            before_finetune = after_minutes - caller + recalibrating / 2
-        after_minutes += recalibrating
+    after_minutes, before_finetune = (
+        minutes_after_epochs(model, images, recipe, choose_clusters is not None, clusters_after)
+        if budget else (0.0, 0.0)
+    )  # fmt: skip
     end = epochs_end(budget, after_minutes) if budget else 0.0
     past_end = lambda: bool(budget) and minutes() >= end  # noqa: E731
     # fine-tuning's epochs (planned to end by `end`) start after their share of what follows
@@ -569,9 +477,9 @@ def _train(
             last = {"epoch": epoch + 1, "loss": group.sum(total) / counted}
             snapshot = {
                 "recipe": recipe,
-                "model": _on_cpu(model.state_dict()),
-                "objective": _on_cpu(objective.state_dict()),
-                "optimizer": _on_cpu(optimizer.state_dict()),
+                "model": on_cpu(model.state_dict()),
+                "objective": on_cpu(objective.state_dict()),
+                "optimizer": on_cpu(optimizer.state_dict()),
             }
             # the next epochs may be slower than the average when the CPU is shared: assume the
             # slower of the average and the average of the last checkpoint period
