@@ -25,6 +25,7 @@ CHECKPOINT_RE = re.compile(r"epoch_(\d+)\.pth$")
 
 
 def epoch_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """The run's epoch checkpoints as (epoch, path), oldest first."""
     found = [(int(m.group(1)), p) for p in run_dir.glob("epoch_*.pth")
              if (m := CHECKPOINT_RE.search(p.name))]  # fmt: skip
     return sorted(found)
