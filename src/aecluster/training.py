@@ -269,8 +269,9 @@ def minutes_after_epochs(
     model: AutoEncoder, images: np.ndarray, recipe: dict, chooses_clusters: bool,
     clusters_after: bool,
 ) -> tuple[float, float]:  # fmt: skip
-    """Expected minutes of what follows the autoencoder's epochs, measured on a sample of
-    `images` with the untrained `model`: all of it, and the part before fine-tuning.
+    """Expected minutes of what follows the autoencoder's epochs, timed on a sample of `images`
+    with `model` (its speed, not its weights, matters): all of it, and the part before
+    fine-tuning.
 
     It grows with the number of images: every image is embedded again (to choose the number
     of clusters, before fine-tuning, by a caller that clusters them) and clustered (SCAN's heads
@@ -534,7 +535,6 @@ def _train(
         final_recipe = {**recipe, "cluster": {**recipe["cluster"], "method": head},
                         "finetune": {**recipe["finetune"], "epochs": ran}}  # fmt: skip
         recalibrate_as_asked(model, images, recipe, layout)
-    weights = {k: v.cpu() for k, v in model.state_dict().items()}
     summary = {
         "n_clusters": recipe["cluster"]["n_clusters"],
         "epochs": last_state["epoch"],
@@ -548,6 +548,6 @@ def _train(
         "loss": state["loss"],
         "world_size": group.size,
     }
-    save_checkpoint(out, {"recipe": final_recipe, "model": weights, **summary})
+    save_checkpoint(out, {"recipe": final_recipe, "model": on_cpu(model.state_dict()), **summary})
     write_text_atomic(metrics_path(out), (run_dir / "metrics.jsonl").read_text())
     return summary
