@@ -7,7 +7,7 @@ from test_training import FINETUNE
 
 from aecluster import finetune, training
 from aecluster.checkpoint import load_checkpoint
-from aecluster.planner import MAX_EPOCHS, USE, Plan, plan, recipe_plan
+from aecluster.planner import MAX_EPOCHS, USE, BudgetClock, Plan, plan, recipe_plan
 from aecluster.recipes import apply_overrides
 from aecluster.runs import read_metrics
 from aecluster.scan import SCAN
@@ -78,6 +78,24 @@ def test_a_plan_cut_by_a_slow_start_grows_back_and_a_fitting_one_is_kept(recipe)
     assert plan(recipe, 30.0, 3.0, 5, 0.3, Plan(40, 10)) == Plan(40, 10)
     filled = plan(_fill(recipe), 30.0, 3.0, 5, 0.1)
     assert plan(_fill(recipe), 30.0, 3.1, 6, 0.098, filled) == filled  # noise: kept
+
+
+def test_the_clock_counts_resumed_minutes_and_leaves_out_excluded_ones():
+    clock = BudgetClock(time.monotonic() - 120, budget=10.0, prior=3.0, excluded=1.5)
+    assert clock.minutes() == pytest.approx(3.5, abs=0.01)  # 3 before + 2 now - 1.5 scoring
+    clock.plan_ends(after_minutes=2.0, before_finetune=0.5)
+    assert clock.end == pytest.approx(USE * 8.0)  # USE of the 10 minutes less the 2 after
+    assert clock.finetune_end == pytest.approx(clock.end + 0.5)
+    assert not clock.past_end() and clock.fits(3.0) and not clock.fits(4.5)
+    clock.prior = 7.0
+    assert clock.past_end() and not clock.past_finetune_end() and not clock.fits(0.5)
+
+
+@pytest.mark.parametrize("budget", [None, 0.0])
+def test_without_a_budget_the_clock_never_ends_and_nothing_more_fits(budget):
+    clock = BudgetClock(time.monotonic() - 600, budget=budget)
+    clock.plan_ends(after_minutes=1.0, before_finetune=1.0)
+    assert not clock.past_end() and not clock.past_finetune_end() and not clock.fits(0.0)
 
 
 def test_training_with_a_filled_budget_uses_most_of_it(tmp_path, recipe):

@@ -18,6 +18,7 @@ A plan depends on timing, so it is printed and recorded in the checkpoint: train
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 # the share planned for epochs of what the budget leaves after what follows the last epoch (the
@@ -94,3 +95,40 @@ def plan(
     if base.finetune_epochs and not finetune:  # one fine-tuning epoch, if it fits
         finetune = int(left >= (epochs - epochs_done + 1) * epoch_minutes)
     return Plan(epochs, finetune)
+
+
+@dataclass
+class BudgetClock:
+    """A run's training minutes against its budget (none: `budget` 0 or None).
+
+    The minutes count from `started` (`time.monotonic()`), plus a resumed run's `prior` minutes,
+    less the `excluded` ones (scoring labelled images is reporting, not training). `plan_ends`
+    sets when the epochs and fine-tuning must end, from the measured cost of what follows them.
+    """
+
+    started: float
+    budget: float | None = None
+    prior: float = 0.0
+    excluded: float = 0.0
+    end: float = 0.0
+    finetune_end: float = 0.0
+
+    def minutes(self) -> float:
+        return self.prior + (time.monotonic() - self.started) / 60 - self.excluded
+
+    def plan_ends(self, after_minutes: float, before_finetune: float) -> None:
+        """The epochs (fine-tuning planned in) end by `epochs_end`; fine-tuning's epochs start
+        after their share of what follows, `before_finetune` minutes, so they end that much
+        later."""
+        self.end = epochs_end(self.budget, after_minutes) if self.budget else 0.0
+        self.finetune_end = self.end + before_finetune
+
+    def past_end(self) -> bool:
+        return bool(self.budget) and self.minutes() >= self.end
+
+    def past_finetune_end(self) -> bool:
+        return bool(self.budget) and self.minutes() >= self.finetune_end
+
+    def fits(self, minutes: float) -> bool:
+        """Whether `minutes` more still end by fine-tuning's end."""
+        return bool(self.budget) and self.minutes() + minutes <= self.finetune_end

@@ -44,7 +44,7 @@ from aecluster.losses import ProjectionHead, RotationHead, nt_xent, reconstructe
 from aecluster.metrics import scores
 from aecluster.models import AutoEncoder, build_model
 from aecluster.optim import LR_SCHEDULES, build_optimizer
-from aecluster.planner import Plan, epochs_end, plan, recipe_plan
+from aecluster.planner import BudgetClock, Plan, plan, recipe_plan
 from aecluster.predict import (
     cluster_codes,
     embed,
@@ -358,20 +358,31 @@ def train(
     refuse_overwriting_inputs(training_outputs(out, run_dir), memmapped)
     data_id = fingerprint(images)
     device = resolve_device(device)
+    options = RunOptions(val, progress, keep_checkpoints, choose_clusters, workers, clusters_after)
+    clock = BudgetClock(started, budget)
     with process_group(device) as group, new_folder(run_dir):
-        return _train(images, recipe, out, run_dir, val, budget, data_id, progress,
-                      group.device(device), keep_checkpoints, choose_clusters, workers,
-                      group, started, clusters_after)  # fmt: skip
+        return _train(images, recipe, out, run_dir, data_id, group.device(device), group, clock,
+                      options)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """`train`'s arguments about how it runs and reports, as it passes them on."""
+
+    val: Validation | None
+    progress: bool
+    keep_checkpoints: bool
+    choose_clusters: Callable[[np.ndarray], int] | None
+    workers: int
+    clusters_after: bool
 
 
 def _train(
-    images: np.ndarray, recipe: dict, out: Path, run_dir: Path, val: Validation | None,
-    budget: float, data_id: str, progress: bool, device: torch.device, keep_checkpoints: bool,
-    choose_clusters: Callable[[np.ndarray], int] | None, workers: int, group: Group,
-    started: float, clusters_after: bool,
+    images: np.ndarray, recipe: dict, out: Path, run_dir: Path, data_id: str,
+    device: torch.device, group: Group, clock: BudgetClock, options: RunOptions,
 ) -> dict:  # fmt: skip
-    cfg = recipe["train"]
-    progress = progress and group.is_main
+    cfg, val, budget = recipe["train"], options.val, clock.budget
+    progress = options.progress and group.is_main
     if group.is_main:
         for stale in run_dir.glob(".*.tmp"):  # left by a process killed mid-write
             stale.unlink()
@@ -383,38 +394,29 @@ def _train(
     objective = Objective(model, recipe, layout).to(device, memory_format=layout)
     optimizer = build_optimizer(objective.parameters(), cfg)
 
-    start_epoch, prior_minutes, metrics = 0, 0.0, []
+    start_epoch, metrics = 0, []
     resumed = group.broadcast(resume(run_dir, recipe, data_id) if group.is_main else None)
     if resumed is not None:
         objective.load_state_dict(resumed["objective"])
         optimizer.load_state_dict(resumed["optimizer"])
-        start_epoch, prior_minutes = resumed["epoch"], resumed["train_minutes"]
+        start_epoch, clock.prior = resumed["epoch"], resumed["train_minutes"]
         metrics = resumed["metrics"]
 
     step = wrap(objective, group, device)
     n, bs = len(images), cfg["batch_size"]
-    # val scoring is reporting: its minutes are left out of the budget and of the training time
-    scoring_minutes = 0.0
-    minutes = lambda: prior_minutes + (time.monotonic() - started) / 60 - scoring_minutes  # noqa: E731
+    minutes = clock.minutes
     last = {"epoch": start_epoch, "loss": float("nan")}
     snapshot = None
     schedule = recipe_plan(recipe)
+    chooses_clusters = options.choose_clusters is not None
     after_minutes, before_finetune = (
-        minutes_after_epochs(model, images, recipe, choose_clusters is not None, clusters_after)
+        minutes_after_epochs(model, images, recipe, chooses_clusters, options.clusters_after)
         if budget else (0.0, 0.0)
     )  # fmt: skip
-    end = epochs_end(budget, after_minutes) if budget else 0.0
-    past_end = lambda: bool(budget) and minutes() >= end  # noqa: E731
-    # fine-tuning's epochs (planned to end by `end`) start after their share of what follows
-    finetune_end = end + before_finetune
-    past_finetune_end = lambda: bool(budget) and minutes() >= finetune_end  # noqa: E731
-    # what precedes fine-tuning is estimated on a sample, and fine-tuning is planned in whole
-    # epochs: a filled budget gives what they leave to more fine-tuning epochs
-    fills = bool(budget) and cfg["fill_budget"]
-    another_fits = lambda m: fills and minutes() + m <= finetune_end  # noqa: E731
+    clock.plan_ends(after_minutes, before_finetune)
     if start_epoch and budget:  # resumed: plan the rest from the speed so far
-        epoch_minutes = prior_minutes / start_epoch
-        schedule = plan(recipe, budget, prior_minutes, start_epoch, epoch_minutes,
+        epoch_minutes = clock.prior / start_epoch
+        schedule = plan(recipe, budget, clock.prior, start_epoch, epoch_minutes,
                         after_minutes=after_minutes)  # fmt: skip
 
     def save(epoch: int, state: dict, loss: float) -> None:
@@ -422,23 +424,22 @@ def _train(
         row = {"epoch": epoch, "loss": loss, "minutes": round(minutes(), 3)}
         row.update(checkpoint_metrics(model, recipe, images))
         if val is not None:
-            nonlocal scoring_minutes
             t_scoring = time.monotonic()
             row.update(validation_scores(model, recipe, images, val))
-            scoring_minutes += (time.monotonic() - t_scoring) / 60
+            clock.excluded += (time.monotonic() - t_scoring) / 60
         metrics.append(row)
         path = run_dir / f"epoch_{epoch:04d}.pth"
         save_checkpoint(path, {**state, "epoch": epoch, "train_minutes": minutes(), "loss": loss,
                                "data": data_id, "metrics": metrics,
                                "world_size": group.size})  # fmt: skip
         write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in metrics))
-        if not keep_checkpoints:
+        if not options.keep_checkpoints:
             prune_checkpoints(run_dir, metrics, recipe["select"])
 
     if budget and progress:
         most = "as many epochs as fit" if cfg["fill_budget"] else f"at most {cfg['epochs']} epochs"
-        tqdm.write(f"plan: {most} in the first {end:.3g} of {budget:g} min, re-planned after "
-                   "each epoch from the measured speed")  # fmt: skip
+        tqdm.write(f"plan: {most} in the first {clock.end:.3g} of {budget:g} min, re-planned "
+                   "after each epoch from the measured speed")  # fmt: skip
     objective.train()
     epoch, durations, mark = start_epoch, [], minutes()
     try:
@@ -454,7 +455,7 @@ def _train(
             batches = [group.shard(order[i : i + bs]) for i in range(0, n, bs)
                        if len(order[i : i + bs]) >= 2 * group.size]  # fmt: skip
             g_views = g if group.is_main else rank_generator(cfg["seed"], epoch, group.rank)
-            loader = batch_loader(images, batches, workers)
+            loader = batch_loader(images, batches, options.workers)
             total, bar = 0.0, progress_bar(loader, desc=f"epoch {epoch + 1}/{epochs}",
                                            total=len(batches), enabled=progress,
                                            leave=False)  # fmt: skip
@@ -462,7 +463,7 @@ def _train(
             for rows in bar:
                 # an epoch longer than the budget (a slow CPU, a huge set) ends where the budget
                 # does; the budget always holds
-                if seen and group.broadcast(past_end()):
+                if seen and group.broadcast(clock.past_end()):
                     out_of_time = True
                     break
                 seen += len(rows)
@@ -523,14 +524,17 @@ def _train(
     final_recipe, t_finetune = recipe, time.monotonic()
     model.load_state_dict(state["model"])  # on the training device
     recalibrate_as_asked(model, images, recipe, layout)  # before the codes are clustered
-    if choose_clusters is not None:
-        k = choose_clusters(embed(model, images))
+    if options.choose_clusters is not None:
+        k = options.choose_clusters(embed(model, images))
         final_recipe = recipe = {**recipe, "cluster": {**recipe["cluster"], "n_clusters": k}}
     recipe = {**recipe, "finetune": {**recipe["finetune"], "epochs": schedule.finetune_epochs}}
     finetuned = 0
     if recipe["finetune"]["epochs"]:
-        head, finetuned = scan_finetune(model, images, recipe, layout, progress, workers,
-                                        past_finetune_end, another_fits)  # fmt: skip
+        # what precedes fine-tuning is estimated on a sample, and fine-tuning is planned in
+        # whole epochs: a filled budget gives what they leave to more fine-tuning epochs
+        another_fits = clock.fits if cfg["fill_budget"] else (lambda minutes: False)
+        head, finetuned = scan_finetune(model, images, recipe, layout, progress, options.workers,
+                                        clock.past_finetune_end, another_fits)  # fmt: skip
         ran = max(finetuned, schedule.finetune_epochs)  # what reproduces this run
         final_recipe = {**recipe, "cluster": {**recipe["cluster"], "method": head},
                         "finetune": {**recipe["finetune"], "epochs": ran}}  # fmt: skip
