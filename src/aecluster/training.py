@@ -311,6 +311,18 @@ def validation_scores(
     return {f"val_{k}": v for k, v in scores(val.labels, labels).items()}
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """`train`'s arguments about how it runs and reports, as it passes them on."""
+
+    val: Validation | None
+    progress: bool
+    keep_checkpoints: bool
+    choose_clusters: Callable[[np.ndarray], int] | None
+    workers: int
+    clusters_after: bool
+
+
 def train(
     images: np.ndarray,
     recipe: dict,
@@ -363,18 +375,6 @@ def train(
     with process_group(device) as group, new_folder(run_dir):
         return _train(images, recipe, out, run_dir, data_id, group.device(device), group, clock,
                       options)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """`train`'s arguments about how it runs and reports, as it passes them on."""
-
-    val: Validation | None
-    progress: bool
-    keep_checkpoints: bool
-    choose_clusters: Callable[[np.ndarray], int] | None
-    workers: int
-    clusters_after: bool
 
 
 def _train(
