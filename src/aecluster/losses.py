@@ -32,26 +32,21 @@ class RotationHead(nn.Module):
         return self.linear(z)
 
 
-def nt_xent(
-    *views: torch.Tensor, temperature: float = 0.5, decoupled: bool = False
-) -> torch.Tensor:
+def nt_xent(*views: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     """SimCLR's normalized temperature-scaled cross entropy, for any number of views.
 
     `views` are V (B, d) projections of the same B images. Each of the V*B rows is an anchor
     whose positives are the other V-1 views of its image and whose negatives are every other
     row; the loss is the mean over anchors and positives of -log softmax (SupCon's L_out with
-    one class per image). With two views it is SimCLR's loss. `decoupled` leaves the positives
-    out of each anchor's normaliser (Yeh et al. 2022, DCL), whose gradient does not shrink as
-    the positive pair grows similar, which matters most with small batches.
+    one class per image). With two views it is SimCLR's loss.
     """
     v, n = len(views), len(views[0])
     z = F.normalize(torch.cat(views), dim=1)
     sim = (z @ z.T).float() / temperature
     self_mask = torch.eye(v * n, dtype=torch.bool, device=sim.device)
+    log_prob = sim.masked_fill(self_mask, float("-inf")).log_softmax(1)
     image = torch.arange(n, device=sim.device).repeat(v)
     positive = (image[:, None] == image[None, :]) & ~self_mask
-    outside = self_mask | positive if decoupled else self_mask
-    log_prob = sim - sim.masked_fill(outside, float("-inf")).logsumexp(1, keepdim=True)
     return -log_prob[positive].view(v * n, v - 1).mean()
 
 

@@ -55,7 +55,6 @@ DEFAULTS: dict[str, Any] = {
         "contrastive": 0.0,
         "kl": 0.0,
         "temperature": 0.5,
-        "decoupled": False,  # DCL: positives left out of the contrastive loss's normaliser
         # with a contrastive loss: the share of each batch the decoder reconstructs (every
         # image is encoded); less than 1 buys epochs under a time budget
         "reconstruct_share": 1.0,
@@ -129,7 +128,6 @@ SCHEMA = Table(
             "contrastive": WEIGHT,
             "kl": WEIGHT,
             "temperature": Real(0.01, 100),
-            "decoupled": Bool(),
             "reconstruct_share": Real(0, 1, lo_open=True),
         }),
         "augment": Named(TRANSFORMS),

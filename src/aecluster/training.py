@@ -134,9 +134,7 @@ class Objective(nn.Module):
             if self.crops:  # all small crops in one encoder pass
                 small = self.crop_views(x.repeat(self.crops, 1, 1, 1), g)
                 projections += self.projection(self.model.encode(place(small))).chunk(self.crops)
-            terms["contrastive"] = nt_xent(
-                *projections, temperature=w["temperature"], decoupled=w["decoupled"]
-            )
+            terms["contrastive"] = nt_xent(*projections, temperature=w["temperature"])
         terms["loss"] = sum(w[name] * value for name, value in terms.items())
         return terms
 
