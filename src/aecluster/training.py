@@ -109,7 +109,8 @@ class Objective(nn.Module):
         self.momentum = self.weights["momentum"] if self.projection is not None else 0.0
         self.target = (
             copy.deepcopy(nn.ModuleList([model, self.projection])).requires_grad_(False)
-            if self.momentum else None
+            if self.momentum
+            else None
         )
 
     def trained(self) -> list[nn.Parameter]:
