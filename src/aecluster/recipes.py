@@ -58,10 +58,6 @@ DEFAULTS: dict[str, Any] = {
         # with a contrastive loss: the share of each batch the decoder reconstructs (every
         # image is encoded); less than 1 buys epochs under a time budget
         "reconstruct_share": 1.0,
-        # with a contrastive loss: the second view is encoded by a copy of the encoder and
-        # projection that follows the trained one by this exponential moving average (MoCo's
-        # momentum encoder, in-batch negatives); 0: the trained encoder itself
-        "momentum": 0.0,
     },
     # transforms applied to the autoencoder's input (denoising/augmentation), and to the two
     # views of the contrastive loss; see aecluster.augment.TRANSFORMS
@@ -133,7 +129,6 @@ SCHEMA = Table(
             "kl": WEIGHT,
             "temperature": Real(0.01, 100),
             "reconstruct_share": Real(0, 1, lo_open=True),
-            "momentum": Real(0, 0.9999),
         }),
         "augment": Named(TRANSFORMS),
         "views": Named(TRANSFORMS),

@@ -7,7 +7,6 @@ random generator from (seed, epoch), so a resumed run equals an uninterrupted on
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import time
@@ -106,30 +105,6 @@ class Objective(nn.Module):
             )
         self.crop_views = (build_augment(small_crop_views(recipe["views"], recipe["crops"]))
                            if self.crops else None)  # fmt: skip
-        self.momentum = self.weights["momentum"] if self.projection is not None else 0.0
-        self.target = (
-            copy.deepcopy(nn.ModuleList([model, self.projection])).requires_grad_(False)
-            if self.momentum
-            else None
-        )
-
-    def trained(self) -> list[nn.Parameter]:
-        """The parameters the optimizer updates (the momentum target's follow them)."""
-        return [p for p in self.parameters() if p.requires_grad]
-
-    @torch.no_grad()
-    def update_target(self) -> None:
-        """Move the momentum target a step towards the trained encoder and projection."""
-        if self.target is not None:
-            online = [*self.model.parameters(), *self.projection.parameters()]
-            torch._foreach_lerp_(list(self.target.parameters()), online, 1 - self.momentum)
-
-    def encode_second_view(self, x: torch.Tensor) -> torch.Tensor:
-        if self.target is None:
-            return self.projection(self.model.encode(x))
-        with torch.no_grad():
-            model, projection = self.target
-            return projection(model.encode(x))
 
     def forward(self, x: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor]:
         """Loss terms for a CPU batch `x`; augmentations draw from the CPU generator `g` (so a
@@ -154,8 +129,8 @@ class Objective(nn.Module):
             logits = self.rotation_head(self.model.encode(place(rotate90(x, k))))
             terms["rotation"] = F.cross_entropy(logits, k.to(device))
         if self.projection is not None:
-            projections = [self.projection(latent),
-                           self.encode_second_view(place(self.views(x, g)))]  # fmt: skip
+            z2 = self.model.encode(place(self.views(x, g)))
+            projections = [self.projection(latent), self.projection(z2)]
             if self.crops:  # all small crops in one encoder pass
                 small = self.crop_views(x.repeat(self.crops, 1, 1, 1), g)
                 projections += self.projection(self.model.encode(place(small))).chunk(self.crops)
@@ -417,7 +392,7 @@ def _train(
     model = build_model(recipe["model"]["name"], **recipe["model"]["params"])
     layout = memory_layout(cfg["channels_last"])
     objective = Objective(model, recipe, layout).to(device, memory_format=layout)
-    optimizer = build_optimizer(objective.trained(), cfg)
+    optimizer = build_optimizer(objective.parameters(), cfg)
 
     start_epoch, metrics = 0, []
     resumed = group.broadcast(resume(run_dir, recipe, data_id) if group.is_main else None)
@@ -498,7 +473,6 @@ def _train(
                 optimizer.zero_grad(set_to_none=True)
                 terms["loss"].backward()
                 optimizer.step()
-                objective.update_target()
                 total += terms["loss"].item() * len(rows)
                 bar.set_postfix({k: f"{v.item():.4f}" for k, v in terms.items()})
             counted = group.sum(seen) if out_of_time else n
