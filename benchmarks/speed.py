@@ -20,10 +20,10 @@ import torch
 from aecluster.data import load_images, to_tensor
 from aecluster.device import autocast, memory_layout
 from aecluster.models import build_model
+from aecluster.objective import Objective
 from aecluster.optim import build_optimizer
 from aecluster.predict import embed
 from aecluster.recipes import load_recipe
-from aecluster.training import Objective
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared/data/hw9like/trainX.npy"
 

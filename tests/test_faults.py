@@ -81,10 +81,11 @@ def test_ctrl_c_or_sigterm_saves_the_last_epoch_and_exits_cleanly(tmp_path, sig)
 KILLER = """
 import os, signal, sys
 import aecluster.files as files
+import aecluster.objective as objective
 import aecluster.training as training
 
 target, when, nth = sys.argv[1], sys.argv[2], int(sys.argv[3])
-owner = {"replace": files.os, "forward": training.Objective}.get(target, training)
+owner = {"replace": files.os, "forward": objective.Objective}.get(target, training)
 name = {"replace": "replace", "forward": "forward"}.get(target, target)
 original, calls = getattr(owner, name), [0]
 

@@ -25,9 +25,9 @@ from aecluster.checkpoint import FORMAT, checksum, save_checkpoint
 from aecluster.cli import main
 from aecluster.cluster import CLUSTERERS, REDUCERS, build_step
 from aecluster.models import build_model
+from aecluster.objective import Objective
 from aecluster.optim import build_optimizer
 from aecluster.recipes import DEFAULTS, apply_overrides, load_recipe
-from aecluster.training import Objective
 
 # CI replays the same examples every run (no flaky reds); elsewhere each run explores anew
 SETTINGS = settings(max_examples=int(os.environ.get("AECLUSTER_EXAMPLES", 60)), deadline=None,

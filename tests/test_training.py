@@ -11,15 +11,12 @@ from aecluster.checkpoint import load_checkpoint, load_model
 from aecluster.errors import InputError
 from aecluster.metrics import scores
 from aecluster.models import build_model
+from aecluster.objective import Objective
+from aecluster.optim import LR_SCHEDULES
 from aecluster.predict import predict
 from aecluster.recipes import apply_overrides, load_recipe
 from aecluster.runs import epoch_checkpoints, read_metrics
-from aecluster.training import (
-    LR_SCHEDULES,
-    Objective,
-    Validation,
-    train,
-)
+from aecluster.training import Validation, train
 
 
 def _weights(path):
