@@ -81,19 +81,3 @@ def test_crop_resizes_to_its_size():
     x = torch.rand(5, 3, 32, 32) * 2 - 1
     small = RandomResizedCrop(scale=(0.1, 0.4), size=16)(x, torch.Generator().manual_seed(0))
     assert small.shape == (5, 3, 16, 16) and small.min() >= -1 and small.max() <= 1
-
-
-def test_support_queue_keeps_the_last_projections_and_returns_nearest_neighbours():
-    from aecluster.objective import SupportQueue
-
-    queue = SupportQueue(4, 3)
-    queue.push(torch.tensor([[1.0, 0, 0], [0, 2.0, 0], [0, 0, 3.0]]))
-    assert not queue.full
-    queue.push(torch.tensor([[-1.0, 0, 0], [0, -1.0, 0]]))  # wraps round over the oldest
-    assert queue.full
-    torch.testing.assert_close(queue.bank[0], torch.tensor([0, -1.0, 0]))
-    nearest = queue.nearest(torch.tensor([[0.1, 5.0, 0], [0, 0.2, 9.0], [-3.0, 0.1, 0]]))
-    torch.testing.assert_close(nearest, torch.tensor([[0, 1.0, 0], [0, 0, 1.0], [-1.0, 0, 0]]))
-    z = torch.randn(6, 3, requires_grad=True)
-    queue.loss(z[:3], z[3:], temperature=0.5).backward()
-    assert z.grad.abs().sum() > 0

@@ -12,7 +12,6 @@ class ProjectionHead(nn.Module):
 
     def __init__(self, in_dim: int, hidden_dim: int = 512, out_dim: int = 128) -> None:
         super().__init__()
-        self.out_dim = out_dim
         self.net = nn.Sequential(
             nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(True),
             nn.Linear(hidden_dim, out_dim),

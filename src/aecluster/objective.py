@@ -55,8 +55,6 @@ class Objective(nn.Module):
             )
         self.crop_views = (build_augment(small_crop_views(recipe["views"], recipe["crops"]))
                            if self.crops else None)  # fmt: skip
-        support = self.weights["support"] if self.projection is not None else 0
-        self.support = SupportQueue(support, self.projection.out_dim) if support else None
 
     def forward(self, x: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor]:
         """Loss terms for a CPU batch `x`; augmentations draw from the CPU generator `g` (so a
@@ -86,43 +84,9 @@ class Objective(nn.Module):
             if self.crops:  # all small crops in one encoder pass
                 small = self.crop_views(x.repeat(self.crops, 1, 1, 1), g)
                 projections += self.projection(self.model.encode(place(small))).chunk(self.crops)
-            if self.support is not None and self.support.full:
-                terms["contrastive"] = self.support.loss(*projections[:2], w["temperature"])
-            else:
-                terms["contrastive"] = nt_xent(*projections, temperature=w["temperature"])
-            if self.support is not None:
-                self.support.push(projections[0])
+            terms["contrastive"] = nt_xent(*projections, temperature=w["temperature"])
         terms["loss"] = sum(w[name] * value for name, value in terms.items())
         return terms
-
-
-class SupportQueue(nn.Module):
-    """NNCLR's support set (Dwibedi et al. 2021): the last `size` projections of the first view;
-    each view's positive is its nearest neighbour in the set instead of itself."""
-
-    def __init__(self, size: int, dim: int) -> None:
-        super().__init__()
-        self.register_buffer("bank", torch.zeros(size, dim))
-        self.register_buffer("count", torch.zeros((), dtype=torch.long))
-
-    @property
-    def full(self) -> bool:
-        return int(self.count) >= len(self.bank)
-
-    @torch.no_grad()
-    def push(self, z: torch.Tensor) -> None:
-        z = F.normalize(z.detach().float(), dim=1)[: len(self.bank)]
-        at = (int(self.count) + torch.arange(len(z), device=z.device)) % len(self.bank)
-        self.bank[at] = z
-        self.count += len(z)
-
-    @torch.no_grad()
-    def nearest(self, z: torch.Tensor) -> torch.Tensor:
-        return self.bank[(F.normalize(z.float(), dim=1) @ self.bank.T).argmax(1)]
-
-    def loss(self, z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-        return (nt_xent(self.nearest(z1), z2, temperature=temperature)
-                + nt_xent(z1, self.nearest(z2), temperature=temperature)) / 2  # fmt: skip
 
 
 def crop_size(transforms: dict) -> int:

@@ -58,9 +58,6 @@ DEFAULTS: dict[str, Any] = {
         # with a contrastive loss: the share of each batch the decoder reconstructs (every
         # image is encoded); less than 1 buys epochs under a time budget
         "reconstruct_share": 1.0,
-        # NNCLR: with a contrastive loss, the positive of a view is its nearest neighbour among
-        # the last `support` projections (0: itself, SimCLR)
-        "support": 0,
     },
     # transforms applied to the autoencoder's input (denoising/augmentation), and to the two
     # views of the contrastive loss; see aecluster.augment.TRANSFORMS
@@ -132,7 +129,6 @@ SCHEMA = Table(
             "kl": WEIGHT,
             "temperature": Real(0.01, 100),
             "reconstruct_share": Real(0, 1, lo_open=True),
-            "support": Int(0, 10**6),
         }),
         "augment": Named(TRANSFORMS),
         "views": Named(TRANSFORMS),
