@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -369,25 +369,11 @@ def _train(
                        if len(order[i : i + bs]) >= 2 * group.size]  # fmt: skip
             g_views = g if group.is_main else rank_generator(cfg["seed"], epoch, group.rank)
             loader = batch_loader(images, batches, options.workers)
-            total, bar = 0.0, progress_bar(loader, desc=f"epoch {epoch + 1}/{epochs}",
+            bar = progress_bar(loader, desc=f"epoch {epoch + 1}/{epochs}",
                                            total=len(batches), enabled=progress,
                                            leave=False)  # fmt: skip
-            seen, out_of_time = 0, False
-            for rows in bar:
-                # an epoch longer than the budget (a slow CPU, a huge set) ends where the budget
-                # does; the budget always holds
-                if seen and group.broadcast(clock.past_end()):
-                    out_of_time = True
-                    break
-                seen += len(rows)
-                with autocast(device, cfg["precision"]):
-                    terms = step(to_tensor(rows.numpy()), g_views)
-                check_finite(terms["loss"], f"epoch {epoch + 1}")
-                optimizer.zero_grad(set_to_none=True)
-                terms["loss"].backward()
-                optimizer.step()
-                total += terms["loss"].item() * len(rows)
-                bar.set_postfix({k: f"{v.item():.4f}" for k, v in terms.items()})
+            total, seen, out_of_time = _epoch_steps(step, optimizer, bar, g_views, cfg["precision"],
+                                                    device, group, clock, epoch)  # fmt: skip
             counted = group.sum(seen) if out_of_time else n
             last = {"epoch": epoch + 1, "loss": group.sum(total) / counted}
             snapshot = {
@@ -428,6 +414,42 @@ def _train(
 
     if not group.is_main:  # process 0 alone selects, fine-tunes and writes the final model
         return {"rank": group.rank, "world_size": group.size, "epochs": last["epoch"]}
+    return _select_and_finetune(model, images, recipe, out, run_dir, metrics, schedule, layout,
+                                clock, options, group.size)  # fmt: skip
+
+
+def _epoch_steps(
+    step: nn.Module, optimizer: torch.optim.Optimizer, bar: Iterable, g: torch.Generator,
+    precision: str, device: torch.device, group: Group, clock: BudgetClock, epoch: int,
+) -> tuple[float, int, bool]:  # fmt: skip
+    """One epoch's optimiser steps over the batches `bar` yields; returns the loss summed over
+    images, how many images were seen, and whether the budget ended the epoch early."""
+    total, seen = 0.0, 0
+    for rows in bar:
+        # an epoch longer than the budget (a slow CPU, a huge set) ends where the budget does;
+        # the budget always holds
+        if seen and group.broadcast(clock.past_end()):
+            return total, seen, True
+        seen += len(rows)
+        with autocast(device, precision):
+            terms = step(to_tensor(rows.numpy()), g)
+        check_finite(terms["loss"], f"epoch {epoch + 1}")
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        total += terms["loss"].item() * len(rows)
+        bar.set_postfix({k: f"{v.item():.4f}" for k, v in terms.items()})
+    return total, seen, False
+
+
+def _select_and_finetune(
+    model: AutoEncoder, images: np.ndarray, recipe: dict, out: Path, run_dir: Path,
+    metrics: list[dict], schedule: Plan, layout: torch.memory_format, clock: BudgetClock,
+    options: RunOptions, world_size: int,
+) -> dict:  # fmt: skip
+    """After the epochs: choose a saved checkpoint without labels, recalibrate, set the number
+    of clusters if asked, fine-tune with SCAN for the planned epochs, write the final model."""
+    cfg, progress = recipe["train"], options.progress
     saved = dict(epoch_checkpoints(run_dir))
     if not saved:
         raise InputError(f"{run_dir}: no epoch finished, nothing to save")
@@ -463,7 +485,7 @@ def _train(
         "finetune_epochs_planned": schedule.finetune_epochs,
         "selected_epoch": chosen,
         "loss": state["loss"],
-        "world_size": group.size,
+        "world_size": world_size,
     }
     save_checkpoint(out, {"recipe": final_recipe, "model": on_cpu(model.state_dict()), **summary})
     write_text_atomic(metrics_path(out), (run_dir / "metrics.jsonl").read_text())
