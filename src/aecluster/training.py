@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -369,9 +369,8 @@ def _train(
                        if len(order[i : i + bs]) >= 2 * group.size]  # fmt: skip
             g_views = g if group.is_main else rank_generator(cfg["seed"], epoch, group.rank)
             loader = batch_loader(images, batches, options.workers)
-            bar = progress_bar(loader, desc=f"epoch {epoch + 1}/{epochs}",
-                                           total=len(batches), enabled=progress,
-                                           leave=False)  # fmt: skip
+            bar = progress_bar(loader, desc=f"epoch {epoch + 1}/{epochs}", total=len(batches),
+                               enabled=progress, leave=False)  # fmt: skip
             total, seen, out_of_time = _epoch_steps(step, optimizer, bar, g_views, cfg["precision"],
                                                     device, group, clock, epoch)  # fmt: skip
             counted = group.sum(seen) if out_of_time else n
@@ -419,7 +418,7 @@ def _train(
 
 
 def _epoch_steps(
-    step: nn.Module, optimizer: torch.optim.Optimizer, bar: Iterable, g: torch.Generator,
+    step: nn.Module, optimizer: torch.optim.Optimizer, bar: tqdm, g: torch.Generator,
     precision: str, device: torch.device, group: Group, clock: BudgetClock, epoch: int,
 ) -> tuple[float, int, bool]:  # fmt: skip
     """One epoch's optimiser steps over the batches `bar` yields; returns the loss summed over
