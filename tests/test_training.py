@@ -87,7 +87,6 @@ def test_resume_continues_to_the_same_result(tmp_path, tiny_recipe, monkeypatch)
     [
         ["loss.rotation=1.0"],
         ["loss.contrastive=1.0"],
-        ["loss.contrastive=1.0", 'loss.views_loss="vicreg"', "loss.projector=[64, 32]"],
         ["augment={noise={std=0.1}}"],
         ["model.params={widths=[8, 16], bottleneck=4, variational=true}", "loss.kl=0.01"],
         ['train.optimizer="sgd"', "train.lr=0.01"],

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,37 +48,6 @@ def nt_xent(*views: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     image = torch.arange(n, device=sim.device).repeat(v)
     positive = (image[:, None] == image[None, :]) & ~self_mask
     return -log_prob[positive].view(v * n, v - 1).mean()
-
-
-def vicreg(
-    *views: torch.Tensor, invariance: float = 25.0, variance: float = 25.0, covariance: float = 1.0
-) -> torch.Tensor:
-    """VICReg's variance-invariance-covariance loss (Bardes et al., 2022), for any number of views.
-
-    `views` are V (B, d) projections of the same B images. Invariance: the mean squared distance
-    between the views of an image, averaged over pairs of views; variance: a hinge keeping each
-    dimension's standard deviation over the batch at 1 or more; covariance: the squared
-    off-diagonal covariances over d, each view's. Both regularisers are summed over views and
-    scaled by 2 / V, so two views give VICReg's loss with its weights (25, 25, 1).
-    """
-    z = [v.float() for v in views]
-    pairs = list(itertools.combinations(z, 2))
-    spread = sum(F.mse_loss(a, b) for a, b in pairs) / len(pairs)
-    var = cov = 0.0
-    for v in z:
-        v = v - v.mean(0)
-        var = var + F.relu(1 - torch.sqrt(v.var(0) + 1e-4)).mean()
-        c = (v.T @ v) / (len(v) - 1)
-        cov = cov + (c.pow(2).sum() - c.diagonal().pow(2).sum()) / v.shape[1]
-    return invariance * spread + 2 / len(z) * (variance * var + covariance * cov)
-
-
-# the loss between the views of an image (`loss.views_loss`), given the views' projections and
-# the recipe's `loss` table
-VIEW_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
-    "nt_xent": lambda views, loss: nt_xent(*views, temperature=loss["temperature"]),
-    "vicreg": lambda views, loss: vicreg(*views),
-}
 
 
 def reconstructed(loss: dict, batch: int) -> int:

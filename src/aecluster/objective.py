@@ -12,7 +12,7 @@ from aecluster.augment import build_augment, rotate90
 from aecluster.data import IMAGE_SIZE
 from aecluster.device import to_device
 from aecluster.errors import InputError
-from aecluster.losses import VIEW_LOSSES, ProjectionHead, RotationHead, reconstructed
+from aecluster.losses import ProjectionHead, RotationHead, nt_xent, reconstructed
 from aecluster.models import AutoEncoder
 
 
@@ -32,8 +32,7 @@ class Objective(nn.Module):
         self.augment = build_augment(recipe["augment"])
         self.views = build_augment(recipe["views"])
         self.rotation_head = RotationHead(model.latent_dim) if self.weights["rotation"] else None
-        self.projection = (ProjectionHead(model.latent_dim, *self.weights["projector"])
-                           if self.weights["contrastive"] else None)  # fmt: skip
+        self.projection = ProjectionHead(model.latent_dim) if self.weights["contrastive"] else None
         side = crop_size(recipe["views"]) if self.projection is not None else 0
         if side and not model.reconstructs(side):
             raise InputError(
@@ -85,7 +84,7 @@ class Objective(nn.Module):
             if self.crops:  # all small crops in one encoder pass
                 small = self.crop_views(x.repeat(self.crops, 1, 1, 1), g)
                 projections += self.projection(self.model.encode(place(small))).chunk(self.crops)
-            terms["contrastive"] = VIEW_LOSSES[w["views_loss"]](projections, w)
+            terms["contrastive"] = nt_xent(*projections, temperature=w["temperature"])
         terms["loss"] = sum(w[name] * value for name, value in terms.items())
         return terms
 

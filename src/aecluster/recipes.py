@@ -18,7 +18,6 @@ from aecluster.cluster import CLUSTERERS, FIT_SAMPLE, REDUCERS
 from aecluster.device import PRECISIONS
 from aecluster.errors import InputError
 from aecluster.files import check_input_file, os_reason
-from aecluster.losses import VIEW_LOSSES
 from aecluster.models import MODELS
 from aecluster.optim import LR_SCHEDULES, OPTIMIZERS
 from aecluster.schema import Bool, Int, ListOf, Named, Options, Real, Spec, Table, Text
@@ -56,10 +55,6 @@ DEFAULTS: dict[str, Any] = {
         "contrastive": 0.0,
         "kl": 0.0,
         "temperature": 0.5,
-        # the loss between an image's views ("nt_xent": SimCLR's, with `temperature`; "vicreg")
-        # and the [hidden, output] widths of the projection head it is computed on
-        "views_loss": "nt_xent",
-        "projector": [512, 128],
         # with a contrastive loss: the share of each batch the decoder reconstructs (every
         # image is encoded); less than 1 buys epochs under a time budget
         "reconstruct_share": 1.0,
@@ -133,8 +128,6 @@ SCHEMA = Table(
             "contrastive": WEIGHT,
             "kl": WEIGHT,
             "temperature": Real(0.01, 100),
-            "views_loss": Options(tuple(VIEW_LOSSES)),
-            "projector": ListOf(Int(1, 65_536), 2, 2),
             "reconstruct_share": Real(0, 1, lo_open=True),
         }),
         "augment": Named(TRANSFORMS),
