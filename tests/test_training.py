@@ -221,6 +221,25 @@ def test_finetune_stores_a_trained_head_that_clusters_new_images(tmp_path, tiny_
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_finetune_with_a_hidden_layer_head_and_a_finished_run_reclustered_another_way(
+    tmp_path, tiny_recipe
+):
+    images, y = two_kinds(128)
+    hidden = "cluster.method={name='scan',n_heads=2,hidden=8,steps=15,self_label_epochs=2}"
+    recipe = apply_overrides(tiny_recipe, [*FINETUNE, hidden])
+    train(images[:96], recipe, tmp_path / "a.pth", progress=False)
+    model, saved = load_model(tmp_path / "a.pth")
+    head = saved["cluster"]["method"]
+    assert np.shape(head["hidden_weight"]) == (8, model.latent_dim)
+    assert np.shape(head["weight"]) == (2, 8)
+    assert scores(y[96:], predict(model, saved, images[96:]))["accuracy"] >= 0.9
+    # the clustering runs after the epochs: the finished run fine-tunes a linear head instead
+    train(images[:96], apply_overrides(tiny_recipe, FINETUNE), tmp_path / "a.pth", progress=False)
+    _, linear = load_model(tmp_path / "a.pth")
+    assert "hidden_weight" not in linear["cluster"]["method"]
+    assert [r["epoch"] for r in read_metrics(tmp_path / "a.metrics.jsonl")] == [1, 2]
+
+
 def test_finetuning_reconstructs_the_recipes_share_of_each_batch(tiny_recipe):
     from aecluster.finetune import scan_finetune
 

@@ -67,10 +67,13 @@ def training_outputs(out: Path, run_dir: Path) -> list[Path]:
 
 def _comparable(recipe: dict) -> dict:
     """The recipe minus what a resumed run may change: its time budget, checkpoint spacing,
-    fine-tuning and BatchNorm recalibration (which run after the last checkpoint)."""
+    fine-tuning, BatchNorm recalibration and clustering method (which run after the last
+    checkpoint)."""
     after = ("budget_minutes", "checkpoint_every", "recalibrate_batchnorm")
     train = {k: v for k, v in recipe["train"].items() if k not in after}
-    return {**recipe, "name": None, "description": None, "train": train, "finetune": None}
+    cluster = {**recipe["cluster"], "method": None}
+    return {**recipe, "name": None, "description": None, "train": train, "cluster": cluster,
+            "finetune": None}  # fmt: skip
 
 
 def _first_difference(a: object, b: object, key: str = "") -> str:
