@@ -2,10 +2,9 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from aecluster.cluster import CLUSTERERS, ClusterPipeline, pipeline_from_recipe
+from aecluster.cluster import ClusterPipeline, pipeline_from_recipe
 from aecluster.errors import InputError
 from aecluster.metrics import cluster_accuracy, scores
-from aecluster.schema import Spec
 
 
 def test_accuracy_is_permutation_invariant_and_max_acc_for_two():
@@ -70,31 +69,13 @@ def test_scan_head_separates_neighbourhoods_and_picks_a_head_without_labels():
     assert scan_loss(same, same, 1.0) < scan_loss(same, same.flip(0), 1.0)
 
 
-def test_scan_heads_with_a_hidden_layer_cluster_and_keep_their_head_as_parameters():
-    from aecluster.scan import SCAN, ClusterHead
-
-    X, y = make_blobs(400, n_features=8, centers=2, cluster_std=1.0, random_state=1)
-    scan = SCAN(n_clusters=2, hidden=16, steps=20, self_label_epochs=5, random_state=0).fit(X)
-    assert cluster_accuracy(y, scan.labels_) > 0.95
-    kept = ClusterHead.from_scan(scan)
-    assert np.shape(kept.hidden_weight) == (16, 8) and np.shape(kept.weight) == (2, 16)
-    assert np.allclose(kept.predict_proba(X), scan.probabilities_, atol=1e-6)
-    spec = {"name": "head", **{k: v for k, v in kept.get_params().items() if k != "n_clusters"}}
-    Spec(CLUSTERERS).check(spec, "method")
-    with pytest.raises(InputError, match="agreeing sizes"):
-        Spec(CLUSTERERS).check({**spec, "hidden_bias": spec["hidden_bias"][:-1]}, "method")
-    with pytest.raises(InputError, match="agreeing sizes"):
-        Spec(CLUSTERERS).check({**spec, "weight": [row[:8] for row in spec["weight"]]}, "method")
-
-
-@pytest.mark.parametrize("hidden", [0, 16])
-def test_batched_heads_score_each_head_as_if_it_were_alone(hidden):
+def test_batched_heads_score_each_head_as_if_it_were_alone():
     import torch
 
-    from aecluster.scan import LinearHeads, MLPHeads, pair_loss, scan_loss
+    from aecluster.scan import LinearHeads, pair_loss, scan_loss
 
     torch.manual_seed(0)
-    heads = MLPHeads(5, 8, 3, hidden) if hidden else LinearHeads(5, 8, 3)
+    heads = LinearHeads(5, 8, 3)
     x, other = torch.randn(40, 8), torch.randn(40, 8)
     logits = heads(x)
     assert logits.shape == (5, 40, 3)

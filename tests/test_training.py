@@ -221,22 +221,18 @@ def test_finetune_stores_a_trained_head_that_clusters_new_images(tmp_path, tiny_
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_finetune_with_a_hidden_layer_head_and_a_finished_run_reclustered_another_way(
+def test_a_finished_run_is_clustered_again_another_way_without_training_again(
     tmp_path, tiny_recipe
 ):
-    images, y = two_kinds(128)
-    hidden = "cluster.method={name='scan',n_heads=2,hidden=8,steps=15,self_label_epochs=2}"
-    recipe = apply_overrides(tiny_recipe, [*FINETUNE, hidden])
-    train(images[:96], recipe, tmp_path / "a.pth", progress=False)
-    model, saved = load_model(tmp_path / "a.pth")
-    head = saved["cluster"]["method"]
-    assert np.shape(head["hidden_weight"]) == (8, model.latent_dim)
-    assert np.shape(head["weight"]) == (2, 8)
-    assert scores(y[96:], predict(model, saved, images[96:]))["accuracy"] >= 0.9
-    # the clustering runs after the epochs: the finished run fine-tunes a linear head instead
-    train(images[:96], apply_overrides(tiny_recipe, FINETUNE), tmp_path / "a.pth", progress=False)
-    _, linear = load_model(tmp_path / "a.pth")
-    assert "hidden_weight" not in linear["cluster"]["method"]
+    images, _ = two_kinds(96)
+    train(images, apply_overrides(tiny_recipe, FINETUNE), tmp_path / "a.pth", progress=False)
+    last = tmp_path / "a.pth.run" / "epoch_0002.pth"
+    written = last.stat().st_mtime_ns
+    other = "cluster.method={name='scan',n_heads=3,steps=10,self_label_epochs=0,n_neighbors=4}"
+    summary = train(images, apply_overrides(tiny_recipe, [*FINETUNE, other]), tmp_path / "a.pth",
+                    progress=False)  # fmt: skip
+    # resumed after its last epoch, which it did not write again: only fine-tuning ran
+    assert summary["epochs"] == 2 and last.stat().st_mtime_ns == written
     assert [r["epoch"] for r in read_metrics(tmp_path / "a.metrics.jsonl")] == [1, 2]
 
 

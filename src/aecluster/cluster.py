@@ -98,21 +98,16 @@ REDUCERS: dict[str, Step] = {
 }
 
 
-def _layer_agrees(weight: list, bias: list, dim: int) -> bool:
-    return all(len(row) == dim for row in weight) and len(bias) == len(weight)
-
-
 def _head_shapes_agree(p: dict) -> bool:
     if not {"mean", "scale", "weight", "bias"} <= set(p):
         return False
     dim = len(p["mean"])
-    if ("hidden_weight" in p) != ("hidden_bias" in p):
-        return False
-    if "hidden_weight" in p:
-        if not _layer_agrees(p["hidden_weight"], p["hidden_bias"], dim):
-            return False
-        dim = len(p["hidden_weight"])
-    return len(p["scale"]) == len(p["mean"]) and _layer_agrees(p["weight"], p["bias"], dim)
+    rows = p["weight"]
+    return (
+        len(p["scale"]) == dim
+        and all(len(row) == dim for row in rows)
+        and len(p["bias"]) == len(rows)
+    )
 
 
 CLUSTERERS: dict[str, Step] = {
@@ -144,7 +139,6 @@ CLUSTERERS: dict[str, Step] = {
             "n_neighbors": Int(1, 1000),
             "entropy_weight": Real(0, 1000),
             "n_heads": Int(1, 100),
-            "hidden": Int(0, 65536),
             "steps": Int(0, 10**6),
             "self_label_epochs": Int(0, 10_000),
             "threshold": Real(0, 1),
@@ -161,10 +155,8 @@ CLUSTERERS: dict[str, Step] = {
                 "scale": ListOf(Real(0, 1e30, lo_open=True), 1, 65536),
                 "weight": ListOf(ListOf(FINITE, 1, 65536), 1, 10_000),
                 "bias": ListOf(FINITE, 1, 10_000),
-                "hidden_weight": ListOf(ListOf(FINITE, 1, 65536), 1, 65536),
-                "hidden_bias": ListOf(FINITE, 1, 65536),
             },
-            rules=(Rule(_head_shapes_agree, "needs mean, scale, (hidden_weight and hidden_bias,) weight and bias of agreeing sizes"),),  # noqa: E501
+            rules=(Rule(_head_shapes_agree, "needs mean, scale, weight and bias of agreeing sizes"),),  # noqa: E501
         ),
     ),
 }  # fmt: skip

@@ -103,5 +103,4 @@ def scan_finetune(
             finished += 1
     scan.head_ = head.cpu()
     params = ClusterHead.from_scan(scan).get_params()
-    kept = {k: v for k, v in params.items() if k != "n_clusters" and v is not None}
-    return {"name": "head", **kept}, finished
+    return {"name": "head", **{k: v for k, v in params.items() if k != "n_clusters"}}, finished

@@ -68,36 +68,6 @@ class LinearHeads(nn.Module):
         return linear
 
 
-class MLPHeads(nn.Module):
-    """`n` clustering heads with a hidden ReLU layer of `hidden` units over the same codes, as two
-    batched products: (B, d) codes -> (n, B, k) logits. `weight` and `bias` are the output
-    layer's, as in `LinearHeads`."""
-
-    def __init__(self, n: int, dim: int, k: int, hidden: int) -> None:
-        super().__init__()
-        heads = [(nn.Linear(dim, hidden), nn.Linear(hidden, k)) for _ in range(n)]
-        self.hidden_weight = nn.Parameter(torch.stack([a.weight.detach().T for a, _ in heads]))
-        self.hidden_bias = nn.Parameter(torch.stack([a.bias.detach() for a, _ in heads])[:, None])
-        self.weight = nn.Parameter(torch.stack([b.weight.detach().T for _, b in heads]))
-        self.bias = nn.Parameter(torch.stack([b.bias.detach() for _, b in heads])[:, None])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, dim, hidden = self.hidden_weight.shape
-        h = x @ self.hidden_weight.transpose(0, 1).reshape(dim, n * hidden)
-        h = torch.relu(h.view(len(x), n, hidden).transpose(0, 1) + self.hidden_bias)
-        return torch.bmm(h, self.weight) + self.bias
-
-    def head(self, i: int) -> nn.Sequential:
-        """Head `i` on its own."""
-        first, last = nn.Linear(*self.hidden_weight.shape[1:]), nn.Linear(*self.weight.shape[1:])
-        with torch.no_grad():
-            first.weight.copy_(self.hidden_weight[i].T)
-            first.bias.copy_(self.hidden_bias[i, 0])
-            last.weight.copy_(self.weight[i].T)
-            last.bias.copy_(self.bias[i, 0])
-        return nn.Sequential(first, nn.ReLU(), last)
-
-
 # Up to this many points neighbours are exact (scikit-learn, brute force: O(N^2) time, memory
 # bounded by its working_memory); above it faiss searches an inverted-file index (about 0.92 of
 # the exact neighbours found; 10^6 points in about 100 s on 2 cores, against some 45 min exact).
@@ -127,13 +97,11 @@ def nearest_neighbors(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
 
 @torch.no_grad()
 def pair_loss(
-    heads: LinearHeads | MLPHeads, x: torch.Tensor, neighbors: torch.Tensor, entropy_weight: float
+    heads: LinearHeads, x: torch.Tensor, neighbors: torch.Tensor, entropy_weight: float
 ) -> torch.Tensor:
     """Each head's SCAN loss over every (point, neighbour) pair, in chunks of points."""
     n_heads, k = len(heads.weight), neighbors.shape[1]
-    hidden = heads.hidden_weight.shape[2] if isinstance(heads, MLPHeads) else 0
-    width = max(heads.weight.shape[2], hidden)  # the widest layer's outputs
-    chunk = max(1, 2**24 // (n_heads * k * width))  # about 64 MB of activations
+    chunk = max(1, 2**24 // (n_heads * k * heads.weight.shape[2]))  # about 64 MB of logits
     consistency, mean = torch.zeros(n_heads, dtype=torch.float64), 0.0
     for start in range(0, len(x), chunk):
         pa = heads(x[start : start + chunk]).softmax(-1)
@@ -166,7 +134,6 @@ class SCAN(ClusterMixin, BaseEstimator):
         n_neighbors: int = 20,
         entropy_weight: float = 2.0,
         n_heads: int = 20,
-        hidden: int = 0,
         steps: int = 2000,
         self_label_epochs: int = 20,
         threshold: float = 0.95,
@@ -179,7 +146,6 @@ class SCAN(ClusterMixin, BaseEstimator):
         self.n_neighbors = n_neighbors
         self.entropy_weight = entropy_weight
         self.n_heads = n_heads
-        self.hidden = hidden
         self.steps = steps
         self.self_label_epochs = self_label_epochs
         self.threshold = threshold
@@ -217,11 +183,9 @@ class SCAN(ClusterMixin, BaseEstimator):
         return t + self.noise * torch.randn(t.shape, generator=g)
 
     def _train_heads(self, x: torch.Tensor, neighbors: torch.Tensor, g: torch.Generator
-                     ) -> LinearHeads | MLPHeads:  # fmt: skip
-        """Step 1: n_heads heads (linear, or with a hidden layer of `hidden` units) trained
-        together for neighbour consistency."""
-        heads = (MLPHeads(self.n_heads, x.shape[1], self.n_clusters, self.hidden) if self.hidden
-                 else LinearHeads(self.n_heads, x.shape[1], self.n_clusters))  # fmt: skip
+                     ) -> LinearHeads:  # fmt: skip
+        """Step 1: n_heads linear heads trained together for neighbour consistency."""
+        heads = LinearHeads(self.n_heads, x.shape[1], self.n_clusters)
         opt = torch.optim.Adam(heads.parameters(), lr=self.lr)
         k = neighbors.shape[1]
         # a number of steps, not epochs: 1,797 points need as many updates as 100,000 do
@@ -266,9 +230,7 @@ class SCAN(ClusterMixin, BaseEstimator):
 
 
 class ClusterHead(ClusterMixin, BaseEstimator):
-    """A trained SCAN head kept in a checkpoint: softmax(weight @ h + bias) of h =
-    scan_features(codes), or of h = relu(hidden_weight @ scan_features(codes) + hidden_bias)
-    for a head with a hidden layer.
+    """A trained SCAN head kept in a checkpoint: softmax(weight @ scan_features(codes) + bias).
 
     Training with a `finetune` phase stores it as the recipe's clustering method; `fit` trains
     nothing, it only checks the codes and labels them.
@@ -281,27 +243,19 @@ class ClusterHead(ClusterMixin, BaseEstimator):
         scale: list[float],
         weight: list[list[float]],
         bias: list[float],
-        hidden_weight: list[list[float]] | None = None,
-        hidden_bias: list[float] | None = None,
     ) -> None:
         self.n_clusters = n_clusters
         self.mean = mean
         self.scale = scale
         self.weight = weight
         self.bias = bias
-        self.hidden_weight = hidden_weight
-        self.hidden_bias = hidden_bias
 
     @classmethod
     def from_scan(cls, scan: SCAN) -> ClusterHead:
-        head = scan.head_
-        hidden = {}
-        if isinstance(head, nn.Sequential):  # linear, ReLU, linear
-            first = head[0]
-            hidden = {"hidden_weight": first.weight.tolist(), "hidden_bias": first.bias.tolist()}
-            head = head[2]
-        return cls(scan.n_clusters, scan.mean_.tolist(), scan.scale_.tolist(),
-                   head.weight.tolist(), head.bias.tolist(), **hidden)  # fmt: skip
+        return cls(
+            scan.n_clusters, scan.mean_.tolist(), scan.scale_.tolist(),
+            scan.head_.weight.tolist(), scan.head_.bias.tolist(),
+        )  # fmt: skip
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         X = check_array(X, dtype=np.float32)
@@ -312,17 +266,14 @@ class ClusterHead(ClusterMixin, BaseEstimator):
                 f"{self.n_clusters}; cluster another way, "
                 "e.g. --set \"cluster.method={name='scan'}\""
             )
-        if X.shape[1] != len(self.mean):
+        if X.shape[1] != weight.shape[1]:
             raise InputError(
-                f"the clustering head takes {len(self.mean)}-d latent codes, got {X.shape[1]}-d "
+                f"the clustering head takes {weight.shape[1]}-d latent codes, got {X.shape[1]}-d "
                 "ones; it needs cluster.reduce = []"
             )
         mean, scale = (np.asarray(v, dtype=np.float32) for v in (self.mean, self.scale))
         with torch.no_grad():
             x = scan_features(torch.from_numpy(X), mean, scale)
-            if self.hidden_weight is not None:
-                hidden = torch.tensor(self.hidden_weight, dtype=torch.float32)
-                x = torch.relu(x @ hidden.T + torch.tensor(self.hidden_bias))
             logits = x @ torch.from_numpy(weight).T + torch.tensor(self.bias)
         return logits.softmax(1).numpy()
 
