@@ -140,19 +140,20 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         yield path
         return
     target = Path(os.path.realpath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes it private; give it the usual mode
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb") as f:
+    tmp = None
+    try:  # from the temp file's creation on, so an interrupt at any point leaves none behind
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it the usual mode
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp_path, target)
+        os.replace(tmp, target)
     finally:
-        tmp_path.unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def write_text_atomic(path: PathLike, text: str) -> None:
