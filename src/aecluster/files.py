@@ -156,6 +156,13 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
             Path(tmp).unlink(missing_ok=True)
 
 
+def remove_partial_writes(folder: PathLike) -> None:
+    """Delete the temp files `atomic_path` left in `folder` for writes that never finished (a
+    process killed, or interrupted before its cleanup ran)."""
+    for partial in Path(folder).glob(".*.tmp"):
+        partial.unlink(missing_ok=True)
+
+
 def write_text_atomic(path: PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

@@ -35,6 +35,7 @@ from aecluster.files import (
     check_output_folder,
     new_folder,
     refuse_overwriting_inputs,
+    remove_partial_writes,
     write_text_atomic,
 )
 from aecluster.finetune import scan_finetune
@@ -297,7 +298,7 @@ def _train(
     cfg, val, budget = recipe["train"], options.val, clock.budget
     progress = options.progress and group.is_main
     if group.is_main:
-        _remove_partial_writes(run_dir)
+        remove_partial_writes(run_dir)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
     seed_everything(cfg["seed"])
@@ -410,20 +411,13 @@ def _train(
             if snapshot is not None:  # the last finished epoch is kept
                 save(last["epoch"], snapshot, last["loss"])
             # an interrupt can land between a temp file's creation and its cleanup
-            _remove_partial_writes(run_dir)
+            remove_partial_writes(run_dir)
         raise
 
     if not group.is_main:  # process 0 alone selects, fine-tunes and writes the final model
         return {"rank": group.rank, "world_size": group.size, "epochs": last["epoch"]}
     return _select_and_finetune(model, images, recipe, out, run_dir, metrics, schedule, layout,
                                 clock, options, group.size)  # fmt: skip
-
-
-def _remove_partial_writes(run_dir: Path) -> None:
-    """Delete the temp files of writes that never finished (a process killed or interrupted
-    mid-write; every file of a run folder is written to a temp file, then renamed)."""
-    for partial in run_dir.glob(".*.tmp"):
-        partial.unlink(missing_ok=True)
 
 
 def _epoch_steps(
